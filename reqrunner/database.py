@@ -1,0 +1,252 @@
+"""Connections to the job database: which engine, which driver connection, which transaction.
+
+SQLite connections are opened by reqrunner itself, one per thread and process, in autocommit
+mode so that every write transaction can start with ``BEGIN IMMEDIATE`` (the write lock is taken
+up front, and SQLite's busy timeout applies, instead of failing with "database is locked" when
+a read transaction tries to become a write one). PostgreSQL and MySQL/MariaDB connections come
+from the SQLAlchemy engine's pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from .errors import StoreError
+from .schema import SCHEMA_VERSION, metadata
+from .sql import DialectSQL, for_dialect
+
+__all__ = ["DEFAULT_SQLITE_FILE", "Cursor", "Database", "resolve_engine"]
+
+log = logging.getLogger("reqrunner.store")
+
+DEFAULT_SQLITE_FILE = "reqrunner.sqlite3"
+
+
+class Cursor(Protocol):
+    """The part of a DBAPI cursor reqrunner uses."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+def resolve_engine(url_or_engine: str | Engine | None) -> Engine:
+    """Make the engine for ``JobQueue(url_or_engine)``.
+
+    ``None`` means ``REQRUNNER_DATABASE_URL``, else the SQLite file ``./reqrunner.sqlite3``.
+    A URL naming no driver gets the one reqrunner is tested with: psycopg 3 for PostgreSQL,
+    PyMySQL for MySQL and MariaDB.
+    """
+    if isinstance(url_or_engine, Engine):
+        return url_or_engine
+    if url_or_engine is None:
+        url_or_engine = os.environ.get("REQRUNNER_DATABASE_URL") or (
+            "sqlite:///" + str(Path(DEFAULT_SQLITE_FILE).resolve())
+        )
+    if not isinstance(url_or_engine, str):
+        raise TypeError(
+            "JobQueue() takes a database URL string or a SQLAlchemy Engine, "
+            f"not {type(url_or_engine).__name__}"
+        )
+    try:
+        url = make_url(url_or_engine)
+    except sa.exc.ArgumentError as exc:
+        raise ValueError(
+            f"{url_or_engine!r} is not a database URL; write e.g. sqlite:///jobs.sqlite3, "
+            "postgresql://user@host/db or mysql://user@host/db"
+        ) from exc
+    backend = url.get_backend_name()
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    elif url.drivername in ("mysql", "mariadb"):
+        url = url.set(drivername=f"{url.drivername}+pymysql")
+    if backend == "sqlite":
+        if url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+            raise ValueError(
+                "reqrunner needs a SQLite *file* that every thread and process of the site "
+                "shares; an in-memory database cannot be; use e.g. sqlite:///reqrunner.sqlite3"
+            )
+        url = url.set(database=str(Path(url.database).resolve()))
+    for_dialect(backend)  # a clear error for unsupported databases
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """One job database: the engine, its dialect's statements and short transactions."""
+
+    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
+        self.engine = engine
+        self.sql: DialectSQL = for_dialect(engine.dialect.name)
+        self.dialect = self.sql.name
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        dbapi = engine.dialect.dbapi
+        self._driver_errors: tuple[type[BaseException], ...] = (
+            (dbapi.Error,) if dbapi is not None else ()
+        ) + (sa.exc.DBAPIError, sqlite3.Error)
+        self._integrity_errors: tuple[type[BaseException], ...] = (
+            (dbapi.IntegrityError,) if dbapi is not None else ()
+        ) + (sa.exc.IntegrityError,)
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Cursor]:
+        """One short write transaction; the cursor's statements commit together or not at all."""
+        self.ensure_schema()
+        with self._transaction(write=True) as cur:
+            yield cur
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """Reads that see one consistent snapshot where the database offers it."""
+        self.ensure_schema()
+        with self._transaction(write=False) as cur:
+            yield cur
+
+    def is_integrity_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._integrity_errors)
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Cursor]:
+        try:
+            if self.dialect == "sqlite":
+                con = self._sqlite()
+                cur = con.cursor()
+                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield cur
+                except BaseException:
+                    con.rollback()
+                    raise
+                con.commit()
+                return
+            raw = self.engine.raw_connection()
+            try:
+                if self.dialect == "mysql" and not raw.info.get("reqrunner_rc"):
+                    # REPEATABLE READ's gap locks make short claim transactions block inserts
+                    # and deadlock each other; the claim is a locking read either way.
+                    setup = raw.cursor()
+                    setup.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    setup.close()
+                    raw.info["reqrunner_rc"] = True
+                dbapi_cur = raw.cursor()
+                try:
+                    yield dbapi_cur
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.commit()
+            finally:
+                raw.close()
+        except self._driver_errors as exc:
+            if isinstance(exc, self._integrity_errors):
+                raise
+            raise StoreError(f"job database {self.safe_url}: {exc}") from exc
+
+    def _sqlite(self) -> sqlite3.Connection:
+        local = self._local
+        con: sqlite3.Connection | None = getattr(local, "con", None)
+        if con is not None and local.pid == os.getpid():
+            return con
+        # A connection inherited through fork() must not be used by the child.
+        path = self.engine.url.database
+        assert path is not None
+        con = sqlite3.connect(
+            path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        con.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file,
+        # and no fsync per commit (the same durability huey and Django users run with).
+        con.execute("PRAGMA synchronous=NORMAL")
+        local.con, local.pid = con, os.getpid()
+        return con
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Close this thread's SQLite connection and the engine's pool."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create the tables on first use, once per process, safely against other processes."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            with self._transaction(write=True) as cur:
+                self._create_missing(cur)
+            self._schema_ready = True
+
+    def _create_missing(self, cur: Cursor) -> None:
+        if self.dialect == "postgresql":
+            cur.execute("SELECT pg_advisory_xact_lock(72616963)")
+        elif self.dialect == "mysql":
+            cur.execute("SELECT GET_LOCK('reqrunner_schema', 30)")
+        existing = self._existing_tables(cur)
+        dialect = self.engine.dialect
+        for table in metadata.sorted_tables:
+            if table.name in existing:
+                continue
+            cur.execute(str(CreateTable(table).compile(dialect=dialect)))
+            for index in table.indexes:
+                cur.execute(str(CreateIndex(index).compile(dialect=dialect)))
+            log.info("created table %s in %s", table.name, self.safe_url)
+        q = self.sql.q
+        cur.execute(q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",))
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(
+                q("INSERT INTO reqrunner_meta (name, value) VALUES (?, ?)"),
+                ("schema_version", str(SCHEMA_VERSION)),
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the job database has schema version {row[0]}, newer than this reqrunner "
+                f"understands ({SCHEMA_VERSION}); upgrade reqrunner"
+            )
+        if self.dialect == "mysql":
+            cur.execute("SELECT RELEASE_LOCK('reqrunner_schema')")
+
+    def _existing_tables(self, cur: Cursor) -> set[str]:
+        if self.dialect == "sqlite":
+            cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        elif self.dialect == "postgresql":
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            )
+        else:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+            )
+        return {str(row[0]) for row in cur.fetchall()}

@@ -1,0 +1,56 @@
+"""A framework-neutral HTTP request and response for reqrunner's own routes.
+
+The run endpoint, the tick URL and the admin pages are written once against these two types;
+the ASGI and WSGI adapters only translate to and from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+__all__ = ["Request", "Response"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Request:
+    """One request to a reqrunner route, already read whole (these bodies are small)."""
+
+    method: str
+    """Upper-case HTTP method."""
+    path: str
+    """The path below reqrunner's mount point, e.g. ``"/run"`` or ``"/admin/jobs/5"``."""
+    query_string: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Header names in lower case; repeated headers joined with ``", "``."""
+    body: bytes = b""
+    client: str | None = None
+    """The peer's address as the server saw it (no proxy headers applied)."""
+    scheme: str = "http"
+    host: str = ""
+    """``host[:port]`` the request was addressed to."""
+    root_path: str = ""
+    """Where the app is mounted, plus reqrunner's own path (``…/_reqrunner``)."""
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string's parameters; the last value wins for repeated names."""
+        return {k: v[-1] for k, v in parse_qs(self.query_string, keep_blank_values=True).items()}
+
+    def form(self) -> dict[str, str]:
+        """The body's ``application/x-www-form-urlencoded`` fields (last value wins)."""
+        text = self.body.decode("utf-8", "replace")
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Response:
+    """What a reqrunner route answers, and what it wants done once the answer is delivered."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    after: Callable[[], None] | None = None
+    """Blocking work to run after the response is complete (in a worker thread, never on an
+    event loop), such as the bounded run the run endpoint promises with its ``202``."""

@@ -1,0 +1,219 @@
+"""Looking at and repairing the queue: stats, lists, one job, retry, delete, release, prune.
+
+These are the Queue Manager's and the CLI's operations; none is on a runner's hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .database import Database
+from .models import JobError, JobInfo, JobState, QueueStats
+from .sql import JOBS
+
+__all__ = ["Manager", "state_filter"]
+
+_INFO_COLUMNS = (
+    "id, name, queue, state, payload, attempts, max_attempts, priority, ttr, available_at, "
+    "reserved_until, progress, label, description, error_type, error_message, error_traceback, "
+    "history, created_at, finished_at, unique_key"
+)
+
+_STATES = {s.value for s in JobState} | {"delayed", "due"}
+
+
+def state_filter(state: JobState | str | None, now: float) -> tuple[str, tuple[Any, ...]]:
+    """SQL condition and parameters for a state name; ``delayed`` and ``due`` split waiting."""
+    if state is None:
+        return "", ()
+    value = state.value if isinstance(state, JobState) else str(state).lower()
+    if value not in _STATES:
+        raise ValueError(
+            f"unknown job state {state!r}; use one of: {', '.join(sorted(_STATES))}"
+        )
+    if value == "delayed":
+        return "state = 'waiting' AND available_at > ?", (now,)
+    if value == "due":
+        return "state = 'waiting' AND available_at <= ?", (now,)
+    return "state = ?", (value,)
+
+
+def _when(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _info(row: Sequence[Any]) -> JobInfo:
+    args, kwargs = json.loads(row[4])
+    error = (
+        JobError(type=row[14], message=row[15] or "", traceback=row[16] or "")
+        if row[14]
+        else None
+    )
+    return JobInfo(
+        id=int(row[0]),
+        name=row[1],
+        queue=row[2],
+        state=JobState(row[3]),
+        args=tuple(args),
+        kwargs=dict(kwargs),
+        attempts=int(row[5]),
+        max_attempts=int(row[6]),
+        priority=int(row[7]),
+        ttr=float(row[8]),
+        available_at=datetime.fromtimestamp(row[9], UTC),
+        reserved_until=_when(row[10]),
+        progress=None if row[11] is None else float(row[11]),
+        label=row[12] or "",
+        description=row[13] or "",
+        error=error,
+        history=tuple(json.loads(row[17])) if row[17] else (),
+        created_at=datetime.fromtimestamp(row[18], UTC),
+        finished_at=_when(row[19]),
+        unique_key=row[20],
+    )
+
+
+def _seconds(value: timedelta | float | None, what: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ValueError(f"{what} must be a timedelta or seconds >= 0, or None; got {value!r}")
+    return float(seconds)
+
+
+class Manager:
+    """Administrative reads and writes over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.q = db.sql.q
+
+    def stats(self) -> QueueStats:
+        now = time.time()
+        with self.db.read() as cur:
+            cur.execute(f"SELECT state, COUNT(*) FROM {JOBS} GROUP BY state")
+            counts = {str(state): int(n) for state, n in cur.fetchall()}
+            cur.execute(
+                self.q(
+                    f"SELECT COUNT(*), MIN(available_at) FROM {JOBS} "
+                    "WHERE state = 'waiting' AND available_at <= ?"
+                ),
+                (now,),
+            )
+            due, oldest = cur.fetchone()
+        waiting = counts.get("waiting", 0)
+        return QueueStats(
+            waiting=int(due),
+            delayed=waiting - int(due),
+            reserved=counts.get("reserved", 0),
+            failed=counts.get("failed", 0),
+            done=counts.get("done", 0),
+            oldest_due_age=None if oldest is None else max(0.0, now - float(oldest)),
+        )
+
+    def _where(
+        self, state: JobState | str | None, queue: str | None, name: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        clauses, params = [], []
+        cond, args = state_filter(state, time.time())
+        if cond:
+            clauses.append(cond)
+            params.extend(args)
+        if queue is not None:
+            clauses.append("queue = ?")
+            params.append(queue)
+        if name is not None:
+            # A substring of the job name, so "email" finds "shop.jobs.send_email".
+            clauses.append("name LIKE ?")
+            params.append(f"%{name}%")
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+    def list_jobs(
+        self,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[JobInfo]:
+        if not (isinstance(limit, int) and isinstance(offset, int)) or limit < 1 or offset < 0:
+            raise ValueError(f"limit must be >= 1 and offset >= 0, got {limit!r}, {offset!r}")
+        where, params = self._where(state, queue, name)
+        # Failed and done jobs newest first (what the admin wants to see); the rest in the
+        # order a runner would take them.
+        order = (
+            "finished_at DESC, id DESC"
+            if state in ("failed", "done", JobState.FAILED, JobState.DONE)
+            else "priority DESC, available_at, id"
+        )
+        with self.db.read() as cur:
+            cur.execute(
+                self.q(
+                    f"SELECT {_INFO_COLUMNS} FROM {JOBS}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+                ),
+                (*params, limit, offset),
+            )
+            return [_info(row) for row in cur.fetchall()]
+
+    def count_jobs(
+        self, state: JobState | str | None = None, queue: str | None = None, name: str | None = None
+    ) -> int:
+        where, params = self._where(state, queue, name)
+        with self.db.read() as cur:
+            cur.execute(self.q(f"SELECT COUNT(*) FROM {JOBS}{where}"), params)
+            return int(cur.fetchone()[0])
+
+    def get(self, job_id: int) -> JobInfo | None:
+        with self.db.read() as cur:
+            cur.execute(self.q(f"SELECT {_INFO_COLUMNS} FROM {JOBS} WHERE id = ?"), (job_id,))
+            row = cur.fetchone()
+        return None if row is None else _info(row)
+
+    def _update(self, sql: str, params: tuple[Any, ...]) -> int:
+        with self.db.write() as cur:
+            cur.execute(self.q(sql), params)
+            return int(cur.rowcount)
+
+    def retry(self, job_id: int | None) -> int:
+        """Make a failed (or waiting) job due now with fresh attempts; None = every failed job."""
+        target = "state = 'failed'" if job_id is None else "id = ? AND state IN ('failed', 'waiting')"
+        return self._update(
+            f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, attempts = 0, "
+            f"finished_at = NULL, token = NULL, reserved_until = NULL WHERE {target}",
+            (time.time(),) if job_id is None else (time.time(), job_id),
+        )
+
+    def delete(self, job_id: int | None) -> int:
+        """Delete one job in any state; None = every failed job."""
+        if job_id is None:
+            return self._update(f"DELETE FROM {JOBS} WHERE state = 'failed'", ())
+        return self._update(f"DELETE FROM {JOBS} WHERE id = ?", (job_id,))
+
+    def release(self, job_id: int) -> int:
+        """Free a reserved job: due again now, its lease void, the attempt still counted (the
+        holder's outcome, if it ever comes, is fenced off by the cleared token)."""
+        return self._update(
+            f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, token = NULL, "
+            "reserved_until = NULL WHERE id = ? AND state = 'reserved'",
+            (time.time(), job_id),
+        )
+
+    def prune(
+        self,
+        failed_older_than: timedelta | float | None,
+        done_older_than: timedelta | float | None,
+    ) -> int:
+        failed = _seconds(failed_older_than, "failed_older_than")
+        done = _seconds(done_older_than, "done_older_than")
+        now, removed = time.time(), 0
+        for state, age in (("failed", failed), ("done", done)):
+            if age is not None:
+                removed += self._update(
+                    f"DELETE FROM {JOBS} WHERE state = ? AND finished_at < ?", (state, now - age)
+                )
+        return removed

@@ -1,0 +1,110 @@
+"""Site-wide state kept in the job database: settings, the shared secret and named leases.
+
+Every process of a site sees the same database, so this is where a value that must be the same
+for all of them lives (the generated secret), and where "at most N at once across all
+processes" is enforced (a lease row with a token and an expiry, like PKP's cross-request lock).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from .database import Database
+
+__all__ = ["Meta"]
+
+
+class Meta:
+    """Named values and leases in the ``reqrunner_meta`` and ``reqrunner_leases`` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.sql = db.sql
+
+    def get(self, name: str) -> str | None:
+        with self.db.read() as cur:
+            cur.execute(self.sql.q("SELECT value FROM reqrunner_meta WHERE name = ?"), (name,))
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def set(self, name: str, value: str) -> None:
+        _check_name(name)
+        with self.db.write() as cur:
+            cur.execute(self.sql.upsert_meta(), (name, value))
+
+    def delete(self, name: str) -> None:
+        with self.db.write() as cur:
+            cur.execute(self.sql.q("DELETE FROM reqrunner_meta WHERE name = ?"), (name,))
+
+    def get_prefixed(self, prefix: str) -> dict[str, str]:
+        """All values whose name starts with ``prefix``."""
+        with self.db.read() as cur:
+            # LIKE reads ``_`` and ``%`` in the prefix as wildcards, and escaping differs per
+            # dialect; the superset it returns is narrowed here.
+            cur.execute(
+                self.sql.q("SELECT name, value FROM reqrunner_meta WHERE name LIKE ?"),
+                (prefix + "%",),
+            )
+            rows = cur.fetchall()
+        return {str(n): str(v) for n, v in rows if str(n).startswith(prefix)}
+
+    def setdefault(self, name: str, value: str) -> str:
+        """Store ``value`` unless ``name`` has one; return the stored value (race-free)."""
+        _check_name(name)
+        with self.db.write() as cur:
+            cur.execute(self.sql.insert_ignore("reqrunner_meta", "name, value"), (name, value))
+            cur.execute(self.sql.q("SELECT value FROM reqrunner_meta WHERE name = ?"), (name,))
+            return str(cur.fetchone()[0])
+
+    def generated_secret(self) -> str:
+        """The site's secret, generated on first use and shared by every process."""
+        return self.setdefault("secret", secrets.token_urlsafe(32))
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    def acquire(self, name: str, ttl: float) -> str | None:
+        """Take the lease ``name`` for ``ttl`` seconds; its token, or None if someone holds it."""
+        _check_name(name)
+        token = secrets.token_hex(16)
+        now = time.time()
+        with self.db.write() as cur:
+            cur.execute(
+                self.sql.q(
+                    "UPDATE reqrunner_leases SET token = ?, expires_at = ? "
+                    "WHERE name = ? AND expires_at < ?"
+                ),
+                (token, now + ttl, name, now),
+            )
+            if cur.rowcount == 1:
+                return token
+            cur.execute(
+                self.sql.insert_ignore("reqrunner_leases", "name, token, expires_at"),
+                (name, token, now + ttl),
+            )
+            return token if cur.rowcount == 1 else None
+
+    def renew(self, name: str, token: str, ttl: float) -> bool:
+        with self.db.write() as cur:
+            cur.execute(
+                self.sql.q(
+                    "UPDATE reqrunner_leases SET expires_at = ? WHERE name = ? AND token = ?"
+                ),
+                (time.time() + ttl, name, token),
+            )
+            return bool(cur.rowcount == 1)
+
+    def release(self, name: str, token: str) -> None:
+        with self.db.write() as cur:
+            cur.execute(
+                self.sql.q(
+                    "UPDATE reqrunner_leases SET token = NULL, expires_at = 0 "
+                    "WHERE name = ? AND token = ?"
+                ),
+                (name, token),
+            )
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not 0 < len(name) <= 64:
+        raise ValueError(f"a meta or lease name is a string of 1 to 64 characters, not {name!r}")

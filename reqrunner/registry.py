@@ -1,0 +1,225 @@
+"""Job definitions: what ``@queue.job`` makes, and how a call becomes a stored job."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from . import payload
+from .context import JobContext
+from .store import NewJob
+
+if TYPE_CHECKING:
+    from .queue import JobQueue
+
+__all__ = ["Job", "JobCall", "JobOptions", "context_parameter"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobOptions:
+    """A job's defaults, validated once when it is declared."""
+
+    name: str
+    attempts: int = 3
+    ttr: float = 300.0
+    backoff: float = 5.0
+    priority: int = 0
+    queue: str = "default"
+    unique: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "name", 255)
+        _check_name(self.queue, "queue", 64)
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise TypeError(f"attempts must be a whole number, not {self.attempts!r}")
+        if self.attempts < 1:
+            raise ValueError(f"attempts={self.attempts}: a job needs at least 1 attempt")
+        if isinstance(self.ttr, bool) or not isinstance(self.ttr, int | float) or self.ttr <= 0:
+            raise ValueError(
+                f"ttr={self.ttr!r}: time to run is the lease length in seconds and must be > 0"
+            )
+        if isinstance(self.backoff, bool) or not isinstance(self.backoff, int | float):
+            raise TypeError(f"backoff must be seconds as a number, not {self.backoff!r}")
+        if self.backoff < 0:
+            raise ValueError(f"backoff={self.backoff}: must be 0 or more seconds")
+        _check_priority(self.priority)
+
+
+def _check_name(value: object, what: str, longest: int) -> None:
+    if not isinstance(value, str) or not value or len(value) > longest:
+        raise ValueError(f"a job's {what} is a string of 1 to {longest} characters, not {value!r}")
+
+
+def _check_priority(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"priority must be a whole number (higher runs first), not {value!r}")
+    if not -(2**31) <= value < 2**31:
+        raise ValueError(f"priority={value} is out of range (a 32-bit integer)")
+
+
+def _delay_seconds(delay: float | timedelta) -> float:
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"delay must be seconds or a timedelta, not {delay!r}")
+    if not seconds >= 0:
+        raise ValueError(f"delay={delay!r}: must be 0 or more seconds")
+    return float(seconds)
+
+
+def context_parameter(fn: Callable[..., Any]) -> str | None:
+    """The name of the parameter that receives the :class:`JobContext`, if any: the one
+    annotated ``JobContext``, else one named ``ctx``."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    params = inspect.signature(fn).parameters
+    for name in params:
+        if hints.get(name) is JobContext:
+            return name
+    return "ctx" if "ctx" in params else None
+
+
+class JobCall:
+    """A dispatch with some options changed for it: ``job.using(delay=60).dispatch(...)``."""
+
+    __slots__ = ("_delay", "_job", "_priority", "_queue", "_unique_key")
+
+    def __init__(
+        self,
+        job: Job[Any, Any],
+        *,
+        delay: float | timedelta = 0,
+        priority: int | None = None,
+        queue: str | None = None,
+        unique_key: str | None = None,
+    ) -> None:
+        self._job = job
+        self._delay = _delay_seconds(delay)
+        if priority is not None:
+            _check_priority(priority)
+        if queue is not None:
+            _check_name(queue, "queue", 64)
+        if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
+            raise ValueError(f"unique_key must be a non-empty string, not {unique_key!r}")
+        self._priority = job.options.priority if priority is None else priority
+        self._queue = job.options.queue if queue is None else queue
+        self._unique_key = unique_key
+
+    def _row(self, args: Sequence[Any], kwargs: Mapping[str, Any], now: float) -> NewJob:
+        job = self._job
+        job.check_arguments(args, kwargs)
+        encoded = payload.encode(args, kwargs)
+        key = self._unique_key
+        if key is None and job.options.unique:
+            key = payload.canonical_key(args, kwargs)
+        opts = job.options
+        return NewJob(
+            name=opts.name,
+            queue=self._queue,
+            priority=self._priority,
+            payload=encoded,
+            available_at=now + self._delay,
+            max_attempts=opts.attempts,
+            ttr=float(opts.ttr),
+            backoff=float(opts.backoff),
+            unique_slot=None if key is None else payload.unique_slot(opts.name, key),
+            unique_key=None if key is None else key[:255],
+        )
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> int:
+        """Store the job; return its id (the existing job's id for a duplicate unique job)."""
+        job_id = self._job.queue.store.enqueue(self._row(args, kwargs, time.time()))
+        self._job.queue.dispatched()
+        return job_id
+
+    def dispatch_many(self, calls: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
+        """Store many jobs at once (chunked multi-row INSERTs in one transaction).
+
+        Each item is a dict of keyword arguments, or a list/tuple of positional ones. Returns
+        the ids in the same order.
+        """
+        now = time.time()
+        rows = []
+        for i, call in enumerate(calls):
+            if isinstance(call, Mapping):
+                rows.append(self._row((), call, now))
+            elif isinstance(call, list | tuple):
+                rows.append(self._row(call, {}, now))
+            else:
+                raise TypeError(
+                    f"dispatch_many item {i} is {call!r}; give a dict of keyword arguments "
+                    "or a list of positional ones for each job"
+                )
+        if not rows:
+            return []
+        ids = self._job.queue.store.enqueue_many(rows)
+        self._job.queue.dispatched()
+        return ids
+
+
+class Job(Generic[P, R]):
+    """A function registered with ``@queue.job``.
+
+    Calling it runs the function here and now; ``dispatch`` stores a job for a runner.
+    """
+
+    def __init__(self, queue: JobQueue, fn: Callable[P, R], options: JobOptions) -> None:
+        self.queue = queue
+        self.fn = fn
+        self.options = options
+        self.name = options.name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.context_param = context_parameter(fn)
+        sig = inspect.signature(fn)
+        self.signature = sig.replace(
+            parameters=[p for n, p in sig.parameters.items() if n != self.context_param]
+        )
+        self._default = JobCall(self)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<reqrunner.Job {self.name!r}>"
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """``TypeError`` if the arguments would not fit the function."""
+        if self.context_param is not None and self.context_param in kwargs:
+            raise TypeError(
+                f"{self.name}: {self.context_param!r} is given by the runner, do not pass it"
+            )
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}{self.signature}: {exc}") from None
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> int:
+        """Store a job that will call this function with these arguments; return its id."""
+        return self._default.dispatch(*args, **kwargs)
+
+    def dispatch_many(self, calls: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
+        """Store one job per item (a dict of keyword arguments or a list of positional ones)."""
+        return self._default.dispatch_many(calls)
+
+    def using(
+        self,
+        *,
+        delay: float | timedelta = 0,
+        priority: int | None = None,
+        queue: str | None = None,
+        unique_key: str | None = None,
+    ) -> JobCall:
+        """Dispatch options for one call: run no sooner than ``delay`` from now, with another
+        ``priority`` or ``queue``, or at most once while unclaimed per ``unique_key``."""
+        return JobCall(self, delay=delay, priority=priority, queue=queue, unique_key=unique_key)

@@ -1,0 +1,316 @@
+"""The bounded runner: claim due jobs and run them until the queue is empty or a limit is hit.
+
+Limits are checked before every job, PKP- and Action Scheduler-style: the job count, the
+elapsed time (also refusing a job that is not expected to fit: elapsed + 3 × mean job time),
+and the process's memory. Jobs are claimed in batches sized to about 20 ms of work, so fast
+jobs share a transaction and slow ones are not hoarded from other runners; whatever was claimed
+but not started when the run stops is released at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import memory
+from .context import JobContext
+from .models import Limits, RunReport, StopReason
+from .store import Ack, Claimed, Store, history_with
+
+if TYPE_CHECKING:
+    from .registry import Job
+
+__all__ = ["Runner", "backoff_delay"]
+
+log = logging.getLogger("reqrunner.runner")
+
+#: Aim for a claim batch to hold about this much work (seconds).
+BATCH_WORK = 0.02
+MAX_BATCH = 100
+#: Write pending outcomes before the next job once the oldest has waited this long (seconds),
+#: so that a slow job does not leave finished ones looking unfinished.
+ACK_DELAY = 0.5
+MESSAGE_LIMIT = 2000
+TRACEBACK_LIMIT = 20000
+MAX_BACKOFF = 24 * 3600.0
+
+
+def backoff_delay(backoff: float, attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: ``backoff × 2^(attempt−1)``, ±25 %
+    jitter so that jobs that failed together do not all retry together; at most a day."""
+    base = backoff * 2 ** min(max(attempt - 1, 0), 30)
+    return min(MAX_BACKOFF, base * random.uniform(0.75, 1.25))
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    # The end of a traceback names the failing line; keep both ends.
+    half = limit // 2
+    return f"{text[:half]}\n… ({len(text) - limit} characters cut) …\n{text[-half:]}"
+
+
+class _Heartbeat:
+    """Renews the leases of the batch a runner holds while its jobs run longer than a beat."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._token: str | None = None
+        self._interval = 60.0
+        self._wake = threading.Event()
+        self._done = False
+        self._thread: threading.Thread | None = None
+
+    def hold(self, batch: Sequence[Claimed]) -> None:
+        self._token = batch[0].token
+        # A third of the shortest lease leaves two beats' slack for a slow database.
+        self._interval = max(0.05, min(job.ttr for job in batch) / 3)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="reqrunner-heartbeat", daemon=True)
+            self._thread.start()
+        else:
+            self._wake.set()
+
+    def drop(self) -> None:
+        self._token = None
+
+    def stop(self) -> None:
+        self._done = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._done:
+                return
+            token = self._token
+            if token is None:
+                continue
+            try:
+                self._store.renew(token)
+            except Exception:
+                log.exception("could not renew job leases")
+
+
+class Runner:
+    """One bounded run over a store with a registry of job functions."""
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: dict[str, Job[Any, Any]],
+        limits: Limits,
+        *,
+        queues: Sequence[str] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.limits = limits
+        self.queues = list(queues) if queues else None
+        self.should_stop = should_stop
+        self._memory_cap = self._memory_cap_bytes(limits)
+        self._loop: asyncio.Runner | None = None
+
+    @staticmethod
+    def _memory_cap_bytes(limits: Limits) -> int | None:
+        if limits.memory_bytes is not None:
+            return limits.memory_bytes
+        if limits.memory_percent is not None:
+            return int(memory.effective_limit() * limits.memory_percent / 100)
+        return None
+
+    def run(self) -> RunReport:
+        started = time.perf_counter()
+        counts = collections.Counter[str]()
+        busy = 0.0  # seconds spent inside job functions
+        pending: list[Ack] = []
+        first_pending = 0.0
+        batch: collections.deque[Claimed] = collections.deque()
+        heartbeat = _Heartbeat(self.store)
+        stopped_by: StopReason = "empty"
+        try:
+            while True:
+                ran = counts["ran"]
+                mean = busy / ran if ran else 0.0
+                reason = self._limit_reached(ran, time.perf_counter() - started, mean)
+                if reason is not None:
+                    stopped_by = reason
+                    break
+                if not batch:
+                    result = self.store.cycle(
+                        pending, claim=self._batch_size(ran, mean, started), queues=self.queues
+                    )
+                    pending = []
+                    counts["interrupted"] += result.interrupted
+                    if not result.claimed:
+                        heartbeat.drop()
+                        break
+                    batch.extend(result.claimed)
+                    heartbeat.hold(result.claimed)
+                elif pending and time.perf_counter() - first_pending > ACK_DELAY:
+                    self.store.cycle(pending)
+                    pending = []
+                job = batch.popleft()
+                t0 = time.perf_counter()
+                outcome = self._execute(job)
+                busy += time.perf_counter() - t0
+                counts["ran"] += 1
+                counts[outcome.kind] += 1
+                if not pending:
+                    first_pending = time.perf_counter()
+                pending.append(outcome)
+        finally:
+            heartbeat.stop()
+            # Outcomes already known are written and unstarted claims given back, even when
+            # the run ends by an exception (a second SIGTERM in a worker, say).
+            pending.extend(Ack(job.id, job.token, "release") for job in batch)
+            self.store.cycle(pending)
+            if self._loop is not None:
+                self._loop.close()
+        return RunReport(
+            ran=counts["ran"],
+            succeeded=counts["done"],
+            retried=counts["retry"],
+            failed=counts["failed"],
+            interrupted=counts["interrupted"],
+            elapsed=time.perf_counter() - started,
+            stopped_by=stopped_by,
+        )
+
+    def _limit_reached(self, ran: int, elapsed: float, mean: float) -> StopReason | None:
+        limits = self.limits
+        if limits.max_jobs is not None and ran >= limits.max_jobs:
+            return "max_jobs"
+        if limits.max_time is not None and (
+            elapsed >= limits.max_time or (ran and elapsed + 3 * mean > limits.max_time)
+        ):
+            return "max_time"
+        if self._memory_cap is not None and memory.rss() >= self._memory_cap:
+            return "max_memory"
+        if self.should_stop is not None and self.should_stop():
+            return "stopped"
+        return None
+
+    def _batch_size(self, ran: int, mean: float, started: float) -> int:
+        if not ran:
+            return 1  # nothing known yet about these jobs: don't hoard
+        size = MAX_BATCH if mean <= 0 else int(BATCH_WORK / mean)
+        if self.limits.max_jobs is not None:
+            size = min(size, self.limits.max_jobs - ran)
+        if self.limits.max_time is not None and mean > 0:
+            left = self.limits.max_time - (time.perf_counter() - started)
+            size = min(size, int(left / mean))
+        return max(1, min(size, MAX_BATCH))
+
+    # -- one job --------------------------------------------------------------------------------
+
+    def _execute(self, job: Claimed) -> Ack:
+        definition = self.jobs.get(job.name)
+        label = f"job {job.id} {job.name}"
+        if definition is None:
+            return self._failure(
+                job, "reqrunner.UnknownJob",
+                f"no function is registered as {job.name!r} in this process "
+                "(is the module that declares it imported by the app the runner loads?)",
+                "", permanent=False, started=time.perf_counter(),
+            )
+        args, kwargs = json.loads(job.payload)
+        ctx_name = definition.context_param
+        if ctx_name is not None:
+            kwargs[ctx_name] = JobContext(
+                self.store, job.token, job_id=job.id, name=job.name, queue=job.queue,
+                attempt=job.attempts, max_attempts=job.max_attempts,
+            )
+        try:
+            definition.signature.bind(*args, **{k: v for k, v in kwargs.items() if k != ctx_name})
+        except TypeError as exc:
+            return self._failure(
+                job, "TypeError",
+                f"the stored arguments do not fit {job.name}{definition.signature}: {exc}",
+                "", permanent=True, started=time.perf_counter(),
+            )
+        log.info("%s started (attempt %d/%d)", label, job.attempts, job.max_attempts)
+        t0 = time.perf_counter()
+        try:
+            if definition.is_async:
+                self._run_async(definition.fn(*args, **kwargs))
+            else:
+                definition.fn(*args, **kwargs)
+        except Exception as exc:
+            return self._failure(
+                job, f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+                str(exc), traceback.format_exc(), permanent=False, started=t0,
+            )
+        except BaseException:
+            # KeyboardInterrupt / SystemExit: the job did not finish; leave it to be claimed
+            # again right away, its attempt counted, rather than wait out its lease.
+            log.warning("%s interrupted by %s", label, "a signal or exit")
+            self.store.cycle([self._interrupted(job)])
+            raise
+        log.info("%s succeeded in %.1f ms", label, (time.perf_counter() - t0) * 1000)
+        return Ack(job.id, job.token, "done")
+
+    def _interrupted(self, job: Claimed) -> Ack:
+        message = "the process running it was stopped"
+        entry = {"attempt": job.attempts, "at": time.time(), "outcome": "interrupted",
+                 "error": message}
+        final = job.attempts >= job.max_attempts
+        return Ack(
+            job.id, job.token, "failed" if final else "retry", available_at=time.time(),
+            error=("reqrunner.JobInterrupted", message, ""),
+            history=history_with(job.history, entry),
+        )
+
+    def _failure(
+        self, job: Claimed, kind: str, message: str, tb: str, *, permanent: bool, started: float
+    ) -> Ack:
+        took = (time.perf_counter() - started) * 1000
+        entry = {"attempt": job.attempts, "at": time.time(), "outcome": "raised",
+                 "error": f"{kind}: {message}"[:MESSAGE_LIMIT]}
+        error = (kind[:255], _clip(message, MESSAGE_LIMIT), _clip(tb, TRACEBACK_LIMIT))
+        history = history_with(job.history, entry)
+        if permanent or job.attempts >= job.max_attempts:
+            log.error("job %s %s failed for good after %.1f ms (attempt %d/%d): %s: %s",
+                      job.id, job.name, took, job.attempts, job.max_attempts, kind, message)
+            return Ack(job.id, job.token, "failed", error=error, history=history)
+        delay = backoff_delay(job.backoff, job.attempts)
+        log.warning("job %s %s failed after %.1f ms (attempt %d/%d), retry in %.0f s: %s: %s",
+                    job.id, job.name, took, job.attempts, job.max_attempts, delay, kind, message)
+        return Ack(job.id, job.token, "retry", available_at=time.time() + delay, error=error,
+                   history=history)
+
+    def _run_async(self, coro: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is None:
+                self._loop = asyncio.Runner()
+            self._loop.run(coro)
+            return
+        # Called from inside an event loop (an async app calling queue.run directly): the
+        # coroutine gets a loop of its own in a helper thread rather than deadlocking this one.
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(coro)
+            except BaseException as exc:
+                errors.append(exc)
+
+        helper = threading.Thread(target=target, name="reqrunner-async-job")
+        helper.start()
+        helper.join()
+        if errors:
+            raise errors[0]

@@ -1,0 +1,94 @@
+"""The job database's tables, as SQLAlchemy Core metadata.
+
+Times are stored as seconds since the epoch in double-precision columns: the same type and the
+same comparisons on SQLite, PostgreSQL and MySQL/MariaDB, and no time-zone surprises.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["SCHEMA_VERSION", "jobs", "leases", "meta", "metadata"]
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+# SQLite needs INTEGER PRIMARY KEY (a rowid alias) with AUTOINCREMENT so that ids of deleted jobs
+# are never handed out again: a job id a caller holds must not come to name another job.
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+jobs = sa.Table(
+    "reqrunner_jobs",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("available_at", sa.Double, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("ttr", sa.Double, nullable=False),
+    sa.Column("backoff", sa.Double, nullable=False),
+    sa.Column("token", sa.String(32)),
+    sa.Column("reserved_until", sa.Double),
+    # The hash of the unique key while the job is unclaimed, NULL otherwise: a plain unique index
+    # over it gives "at most one unclaimed job per key" on every dialect, MySQL included, which
+    # has no partial indexes.
+    sa.Column("unique_slot", sa.String(64)),
+    sa.Column("unique_key", sa.String(255)),
+    sa.Column("progress", sa.Double),
+    sa.Column("label", sa.String(255)),
+    sa.Column("description", sa.Text),
+    sa.Column("error_type", sa.String(255)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("error_traceback", sa.Text),
+    sa.Column("history", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("started_at", sa.Double),
+    sa.Column("finished_at", sa.Double),
+    sa.Index(
+        "ix_reqrunner_jobs_claim",
+        "state",
+        sa.text("priority DESC"),
+        "available_at",
+        "id",
+    ),
+    # "Is anything due?" (asked by every web process about once a second) and the oldest due
+    # job's age must not walk the delayed jobs; the claim index orders by priority first.
+    # Its (state, …) prefix also serves the rare scans of reserved, failed and done jobs, so
+    # the hot table carries no more indexes than these three.
+    sa.Index("ix_reqrunner_jobs_due", "state", "available_at"),
+    sa.Index("ux_reqrunner_jobs_unique_slot", "unique_slot", unique=True),
+    sqlite_autoincrement=True,
+    # A queue table churns: every job is inserted, updated twice and deleted. Vacuum it early so
+    # dead index entries do not slow the SKIP LOCKED scans, and leave room for HOT updates.
+    postgresql_with={
+        "fillfactor": "80",
+        "autovacuum_vacuum_scale_factor": "0.02",
+        "autovacuum_vacuum_cost_delay": "0",
+    },
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+meta = sa.Table(
+    "reqrunner_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+leases = sa.Table(
+    "reqrunner_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("token", sa.String(32)),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)

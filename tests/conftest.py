@@ -1,0 +1,96 @@
+"""Store fixtures: one test, three databases.
+
+``db_url`` runs a test on a SQLite file, on PostgreSQL and on MySQL/MariaDB. The server
+databases come from ``REQRUNNER_TEST_POSTGRES_URL`` / ``REQRUNNER_TEST_MYSQL_URL``; each test
+session works in a database of its own that it creates there and drops at the end, so parallel
+runs never see each other's jobs. Without the variables those cases are skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+import reqrunner
+from reqrunner.database import resolve_engine
+
+SERVERS = {
+    "postgresql": "REQRUNNER_TEST_POSTGRES_URL",
+    "mysql": "REQRUNNER_TEST_MYSQL_URL",
+}
+TABLES = ("reqrunner_jobs", "reqrunner_meta", "reqrunner_leases", "executions")
+
+
+def _server_database(kind: str) -> Iterator[str]:
+    env = SERVERS[kind]
+    base = os.environ.get(env)
+    if not base:
+        pytest.skip(f"{env} is not set: no {kind} server to test against")
+    admin = resolve_engine(base)
+    name = f"reqrunner_t_{uuid.uuid4().hex[:10]}"
+    options = {"isolation_level": "AUTOCOMMIT"}
+    with admin.connect().execution_options(**options) as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        admin.dispose()
+        with admin.connect().execution_options(**options) as conn:
+            if kind == "postgresql":
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            else:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    yield from _server_database("postgresql")
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> Iterator[str]:
+    yield from _server_database("mysql")
+
+
+def _drop_tables(url: str) -> None:
+    engine = resolve_engine(url)
+    with engine.begin() as conn:
+        for table in TABLES:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    return f"sqlite:///{tmp_path}/jobs.sqlite3"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A clean job database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/jobs.sqlite3"
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    _drop_tables(url)
+    return url
+
+
+@pytest.fixture
+def queue(db_url: str) -> Iterator[reqrunner.JobQueue]:
+    q = reqrunner.JobQueue(db_url)
+    yield q
+    q.close()
+
+
+def kind_of(url: str) -> str:
+    return make_url(url).get_backend_name()
+
+
+__all__ = ["kind_of", "sa"]
