@@ -1,0 +1,90 @@
+"""reqrunner's own routes below ``{path}``, framework-neutral.
+
+``{path}/run`` takes a signed POST, answers ``202`` at once and runs a bounded batch after its own
+response. ``{path}/trigger.js`` is the script ``js`` mode injects. ``{path}/admin…`` goes to the
+admin handler when one is configured. Anything else is a plain 404, and refusals say nothing
+about why: a caller without the secret learns nothing from probing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .http import Request, Response
+from .signing import Signer
+from .trigger import SCRIPT
+
+__all__ = ["RUN_PURPOSE", "Handler", "Router"]
+
+Handler = Callable[[Request], Response]
+"""A route: takes the whole request, returns the whole response (blocking; run off any loop)."""
+
+RUN_PURPOSE = "run"
+"""The signing purpose of tokens accepted by ``{path}/run``."""
+
+_TEXT = (("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store"))
+
+
+def _plain(status: int, text: str, *extra: tuple[str, str]) -> Response:
+    body = text.encode()
+    return Response(
+        status=status, body=body, headers=(*_TEXT, ("content-length", str(len(body))), *extra)
+    )
+
+
+class Router:
+    """Dispatch a :class:`Request` for a path below reqrunner's mount point.
+
+    ``signer`` is called for the signer when a token must be checked (the secret may come from the
+    database, so it is fetched lazily). ``run`` is the bounded run promised by a ``202``, to be
+    done after the response. ``admin`` handles ``/admin`` and everything below it; without one
+    those paths are 404 like any other unknown path.
+    """
+
+    def __init__(
+        self,
+        *,
+        signer: Callable[[], Signer],
+        run: Callable[[], None],
+        admin: Handler | None = None,
+    ) -> None:
+        self._signer = signer
+        self._run = run
+        self._admin = admin
+
+    def __call__(self, request: Request) -> Response:
+        """Answer ``request``; never raises for anything a client can send."""
+        path = request.path
+        if path == "/run":
+            return self._run_endpoint(request)
+        if path == "/trigger.js":
+            return self._script(request)
+        if self._admin is not None and (path == "/admin" or path.startswith("/admin/")):
+            return self._admin(request)
+        return _plain(404, "Not Found")
+
+    def _run_endpoint(self, request: Request) -> Response:
+        if request.method != "POST":
+            return _plain(405, "Method Not Allowed", ("allow", "POST"))
+        token = request.form().get("token", "")
+        if not token or not self._signer().verify(token, RUN_PURPOSE):
+            return _plain(403, "Forbidden")
+        return Response(
+            status=202,
+            body=b"Accepted",
+            headers=(*_TEXT, ("content-length", "8")),
+            after=self._run,
+        )
+
+    def _script(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _plain(405, "Method Not Allowed", ("allow", "GET, HEAD"))
+        return Response(
+            status=200,
+            body=SCRIPT,
+            headers=(
+                ("content-type", "text/javascript; charset=utf-8"),
+                ("content-length", str(len(SCRIPT))),
+                ("cache-control", "public, max-age=86400"),
+            ),
+        )

@@ -1,0 +1,173 @@
+"""Per request: does this page view qualify, does it trigger a run, and in which mode.
+
+Everything here is framework-neutral and cheap on the hot path. The ASGI and WSGI adapters
+describe a finished page view as a :class:`PageView` and ask :class:`RunPolicy`.
+
+The order of the questions keeps the common case free: the ``run_rate`` die is cast before
+anything else (with ``run_rate=0.01``, 99 requests in 100 stop there without touching the
+response), the qualification rule looks only at headers, and "are jobs due" is one indexed query
+whose answer is cached for about a second per process and dropped when this process dispatches.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = [
+    "DUE_CACHE_SECONDS",
+    "Mode",
+    "PageView",
+    "RunPolicy",
+    "ServerKind",
+    "default_qualify",
+    "resolve_auto",
+]
+
+logger = logging.getLogger("reqrunner.policy")
+
+Mode = Literal["sync", "async", "js", "auto"]
+"""How a triggered run happens; ``auto`` is resolved per server by :func:`resolve_auto`."""
+
+DUE_CACHE_SECONDS = 1.0
+"""How long one process trusts its last answer to "are jobs due"."""
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Sec-Fetch-Mode values a browser sends for fetch()/XHR; a page load is "navigate".
+_SCRIPTED_FETCH_MODES = ("cors", "no-cors", "same-origin")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PageView:
+    """One request and the start of the app's response, as the qualification rule sees them.
+
+    Header names are lower case; repeated headers are joined with ``", "``.
+    """
+
+    method: str
+    path: str
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    status: int = 200
+    response_headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def content_type(self) -> str:
+        """The response's media type, lower case, without parameters."""
+        return self.response_headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def default_qualify(view: PageView) -> bool:
+    """The default rule: an HTML page that a person's browser loaded and that did not fail.
+
+    Not ``HEAD``/``OPTIONS``; not Ajax (``X-Requested-With: XMLHttpRequest``, or a
+    ``Sec-Fetch-Mode`` that only scripts use); an HTML response; not a 5xx.
+    """
+    if view.method in ("HEAD", "OPTIONS"):
+        return False
+    headers = view.request_headers
+    if headers.get("x-requested-with", "").lower() == "xmlhttprequest":
+        return False
+    if headers.get("sec-fetch-mode", "").lower() in _SCRIPTED_FETCH_MODES:
+        return False
+    if view.status >= 500:
+        return False
+    return view.content_type in _HTML_TYPES
+
+
+class _Queue(Protocol):
+    def has_due(self) -> bool: ...
+
+    def on_dispatch(self, callback: Callable[[], None]) -> None: ...
+
+
+class RunPolicy:
+    """The run-rate die and the per-process "are jobs due" cache.
+
+    ``rng`` is the random source (pass ``random.Random(seed)`` in tests) and ``clock`` a monotonic
+    clock. Thread-safe: WSGI servers ask from many threads, ASGI from worker threads.
+    """
+
+    def __init__(
+        self,
+        queue: _Queue,
+        *,
+        run_rate: float,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        cache_seconds: float = DUE_CACHE_SECONDS,
+    ) -> None:
+        self._queue = queue
+        self.run_rate = run_rate
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._due: bool | None = None
+        self._due_at = 0.0
+        queue.on_dispatch(self.invalidate)
+
+    def roll(self) -> bool:
+        """Cast the die: ``True`` with probability ``run_rate``."""
+        if self.run_rate <= 0.0:
+            return False
+        if self.run_rate >= 1.0:
+            return True
+        with self._lock:
+            return self._rng.random() < self.run_rate
+
+    def cached_due(self) -> bool | None:
+        """The cached answer to "are jobs due", or ``None`` when it must be asked again."""
+        with self._lock:
+            if self._due is None or self._clock() - self._due_at >= self._cache_seconds:
+                return None
+            return self._due
+
+    def jobs_due(self) -> bool:
+        """Whether jobs are due, from the cache or from one query (blocking: not on a loop).
+
+        A failing query is logged and answers ``False`` for the cache period, so a database
+        that is down costs one error line per second, not one per request.
+        """
+        cached = self.cached_due()
+        if cached is not None:
+            return cached
+        try:
+            due = bool(self._queue.has_due())
+        except Exception:
+            logger.exception("reqrunner could not check for due jobs; serving pages without")
+            due = False
+        with self._lock:
+            self._due, self._due_at = due, self._clock()
+        return due
+
+    def invalidate(self) -> None:
+        """Forget the cached answer (after a local dispatch, or after a run drained the queue)."""
+        with self._lock:
+            self._due = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerKind:
+    """What the adapter knows about the server it runs in."""
+
+    protocol: Literal["asgi", "wsgi"]
+    run_once: bool = False
+    """WSGI's ``wsgi.run_once``: the process serves this one request and exits (CGI)."""
+
+
+def resolve_auto(server: ServerKind) -> Literal["sync", "async"]:
+    """The concrete mode ``auto`` picks for this server.
+
+    ``sync`` wherever the process outlives the response: measured on uvicorn, gunicorn (sync) and
+    waitress, the in-process run after the response costs the visitor nothing, while the
+    self-request adds a round trip, a second request's worth of server work and a connection,
+    only to end in the same after-response run in the process that answers it (see the README's
+    table and ``bench/middleware.py``). ``async`` only where the process does not outlive the
+    request (``wsgi.run_once``, i.e. CGI): there the run must happen in another request.
+    """
+    return "async" if server.run_once else "sync"

@@ -1,0 +1,173 @@
+"""In-process drivers: one decision, exercised through the ASGI and the WSGI adapter alike."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import pytest
+
+import reqrunner
+from reqrunner.asgi import ASGIMiddleware
+from reqrunner.wsgi import WSGIMiddleware
+
+HTML = b"<html><body><h1>page</h1></body></html>"
+
+# path -> (status, content type, body) served by both inner apps.
+PAGES: dict[str, tuple[int, str, bytes]] = {
+    "/html": (200, "text/html; charset=utf-8", HTML),
+    "/xhtml": (200, "application/xhtml+xml", HTML),
+    "/json": (200, "application/json", b'{"a": 1}'),
+    "/missing": (404, "text/html", HTML),
+    "/error": (500, "text/html", HTML),
+}
+
+
+@dataclass
+class Result:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def inner_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    status, ctype, body = PAGES.get(scope["path"], PAGES["/html"])
+    headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def inner_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    status, ctype, body = PAGES.get(environ["PATH_INFO"], PAGES["/html"])
+    start_response(f"{status} X", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def join_runs(timeout: float = 10.0) -> None:
+    """Wait for the background runs the WSGI adapter started from close()."""
+    for thread in threading.enumerate():
+        if thread.name == "reqrunner-run":
+            thread.join(timeout)
+
+
+class Driver:
+    """Wraps the inner app of one protocol and sends it requests in-process."""
+
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
+        self.middleware: ASGIMiddleware | WSGIMiddleware | None = None
+
+    def wrap(self, queue: reqrunner.JobQueue, **options: Any) -> Driver:
+        if self.protocol == "asgi":
+            self.middleware = ASGIMiddleware(inner_asgi, queue, **options)
+        else:
+            self.middleware = WSGIMiddleware(inner_wsgi, queue, **options)
+        return self
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> Result:
+        """Send one request; returns once any run it started has finished."""
+        headers = {"host": "testserver", **(headers or {})}
+        if self.protocol == "asgi":
+            return anyio.run(self._asgi, method, path, headers, body)
+        return self._wsgi(method, path, headers, body)
+
+    async def _asgi(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Result:
+        assert isinstance(self.middleware, ASGIMiddleware)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        sent: list[dict[str, Any]] = []
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await self.middleware(scope, receive, send)
+        start = sent[0]
+        return Result(
+            status=start["status"],
+            headers={k.decode().lower(): v.decode() for k, v in start["headers"]},
+            body=b"".join(m.get("body", b"") for m in sent[1:]),
+        )
+
+    def _wsgi(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Result:
+        assert isinstance(self.middleware, WSGIMiddleware)
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "SCRIPT_NAME": "",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+            "wsgi.run_once": False,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+        }
+        for name, value in headers.items():
+            if name.lower() == "content-type":
+                environ["CONTENT_TYPE"] = value
+            else:
+                environ["HTTP_" + name.upper().replace("-", "_")] = value
+        got: dict[str, Any] = {}
+
+        def start_response(status: str, response_headers: list[tuple[str, str]]) -> Any:
+            got["status"], got["headers"] = status, response_headers
+            return lambda data: None
+
+        iterable = self.middleware(environ, start_response)
+        try:
+            data = b"".join(iterable)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+        join_runs()
+        return Result(
+            status=int(got["status"].split()[0]),
+            headers={k.lower(): v for k, v in got["headers"]},
+            body=data,
+        )
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def driver(request: pytest.FixtureRequest) -> Driver:
+    """The same tests through ``ASGIMiddleware`` and ``WSGIMiddleware``."""
+    return Driver(request.param)
+
+
+@pytest.fixture
+def jobs_queue(sqlite_url: str) -> Iterator[reqrunner.JobQueue]:
+    """A SQLite queue with a ``noop`` job (the decision tests only count what ran)."""
+    queue = reqrunner.JobQueue(sqlite_url)
+
+    @queue.job(name="noop")
+    def noop() -> None:
+        """Does nothing; its leaving the queue is what the tests look at."""
+
+    yield queue
+    queue.close()

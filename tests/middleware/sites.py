@@ -1,0 +1,154 @@
+"""Small ASGI and WSGI sites wrapped in reqrunner's middleware, for real servers to load.
+
+Configured from the environment so that a server subprocess (uvicorn, gunicorn, waitress) builds
+the same site the test describes:
+
+    RR_DB          job database URL                       RR_MODE   sync | async | js | auto
+    RR_STAMPS      file the ``stamp`` job appends to       RR_RATE   run_rate (default 1)
+    RR_SELF_URL    self_url option (default none)          RR_CONC   max_concurrent_runs
+    RR_SECRET      secret option
+
+Pages: ``/page`` (HTML with Content-Length), ``/dispatch?n=&seconds=`` (dispatches ``stamp`` jobs
+and answers HTML; on WSGI from a generator without Content-Length, the hard case),
+``/json``, ``/health``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+import reqrunner
+from reqrunner.asgi import ASGIMiddleware
+from reqrunner.wsgi import WSGIMiddleware
+
+PAGE = b"<!doctype html><html><head><title>t</title></head><body><p>hello</p></body></html>"
+
+
+def register(queue: reqrunner.JobQueue, stamps: str) -> None:
+    """Register the ``stamp`` job: sleeps, then appends when and where it ran to ``stamps``."""
+
+    @queue.job(name="stamp")
+    def stamp(key: str, seconds: float = 0.0) -> None:
+        start = time.time()
+        time.sleep(seconds)
+        line = json.dumps({"key": key, "pid": os.getpid(), "start": start, "end": time.time()})
+        with Path(stamps).open("a") as fh:
+            fh.write(line + "\n")
+
+
+def read_stamps(path: str | Path) -> list[dict[str, Any]]:
+    """The ``stamp`` executions recorded so far."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def _queue() -> reqrunner.JobQueue:
+    queue = reqrunner.JobQueue(os.environ["RR_DB"])
+    register(queue, os.environ["RR_STAMPS"])
+    return queue
+
+
+def _options() -> dict[str, Any]:
+    return {
+        "run_rate": float(os.environ.get("RR_RATE", "1")),
+        "mode": os.environ.get("RR_MODE", "sync"),
+        "max_concurrent_runs": int(os.environ.get("RR_CONC", "1")),
+        "self_url": os.environ.get("RR_SELF_URL") or None,
+        "secret": os.environ.get("RR_SECRET") or None,
+        "max_time": 20.0,
+    }
+
+
+def _dispatch(queue: reqrunner.JobQueue, query: dict[str, list[str]]) -> None:
+    n = int(query.get("n", ["1"])[0])
+    seconds = float(query.get("seconds", ["0"])[0])
+    prefix = query.get("key", ["k"])[0]
+    for i in range(n):
+        queue.dispatch("stamp", f"{prefix}{i}", seconds)
+
+
+def make_asgi() -> ASGIMiddleware:
+    """A Starlette site wrapped in :class:`ASGIMiddleware`."""
+    queue = _queue()
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(PAGE)
+
+    def dispatch(request: Request) -> Response:
+        # A sync endpoint: Starlette runs it in a thread, so the dispatch never blocks the loop.
+        _dispatch(queue, parse_qs(request.url.query))
+        return HTMLResponse(PAGE)
+
+    async def data(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=[
+            Route("/page", page),
+            Route("/dispatch", dispatch),
+            Route("/json", data),
+            Route("/health", health),
+        ]
+    )
+    return ASGIMiddleware(app, queue, **_options())
+
+
+def make_wsgi() -> WSGIMiddleware:
+    """A plain WSGI site wrapped in :class:`WSGIMiddleware`."""
+    queue = _queue()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/dispatch":
+            _dispatch(queue, parse_qs(environ.get("QUERY_STRING", "")))
+            return _generated(start_response)
+        if path == "/json":
+            body = b'{"ok": true}'
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        if path == "/health":
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+            return [b"ok"]
+        start_response(
+            "200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(PAGE)))]
+        )
+        return [PAGE]
+
+    return WSGIMiddleware(app, queue, **_options())
+
+
+def _generated(start_response: Any) -> Iterable[bytes]:
+    # No Content-Length, body from a generator: without the middleware's fix-up, waitress and
+    # wsgiref would only finish this response when close() returns.
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    yield PAGE[:40]
+    yield PAGE[40:]
+
+
+def asgi_app() -> ASGIMiddleware:
+    """Factory for ``uvicorn --factory``."""
+    return make_asgi()
+
+
+def wsgi_app() -> WSGIMiddleware:
+    """Factory for gunicorn (``sites:wsgi_app()``) and ``waitress-serve --call``."""
+    return make_wsgi()

@@ -1,0 +1,201 @@
+"""The per-request decision table (DESIGN §4), through both adapters, on a real SQLite queue."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import reqrunner
+from reqrunner.policy import PageView, RunPolicy
+
+from .conftest import HTML, Driver
+
+
+def waiting(queue: reqrunner.JobQueue) -> int:
+    return queue.stats().waiting
+
+
+@pytest.mark.parametrize(
+    ("sent", "runs"),
+    [
+        pytest.param(("GET", "/html", {}), True, id="html-page"),
+        pytest.param(("POST", "/html", {}), True, id="post-html"),
+        pytest.param(("GET", "/xhtml", {}), True, id="xhtml-page"),
+        pytest.param(("GET", "/missing", {}), True, id="404-html-page"),
+        pytest.param(("HEAD", "/html", {}), False, id="head"),
+        pytest.param(("OPTIONS", "/html", {}), False, id="options"),
+        pytest.param(("GET", "/html", {"X-Requested-With": "XMLHttpRequest"}), False, id="xhr"),
+        pytest.param(("GET", "/html", {"Sec-Fetch-Mode": "cors"}), False, id="fetch-cors"),
+        pytest.param(("GET", "/html", {"Sec-Fetch-Mode": "no-cors"}), False, id="fetch-no-cors"),
+        pytest.param(("GET", "/html", {"Sec-Fetch-Mode": "navigate"}), True, id="navigate"),
+        pytest.param(("GET", "/json", {}), False, id="json"),
+        pytest.param(("GET", "/error", {}), False, id="5xx"),
+        pytest.param(("GET", "/_reqrunner/other", {}), False, id="own-path"),
+    ],
+)
+def test_qualification(
+    driver: Driver,
+    jobs_queue: reqrunner.JobQueue,
+    sent: tuple[str, str, dict[str, str]],
+    runs: bool,
+) -> None:
+    driver.wrap(jobs_queue, mode="sync")
+    jobs_queue.dispatch("noop")
+    driver.request(*sent)
+    assert waiting(jobs_queue) == (0 if runs else 1)
+
+
+def test_page_is_served_unchanged(driver: Driver, jobs_queue: reqrunner.JobQueue) -> None:
+    driver.wrap(jobs_queue, mode="sync")
+    jobs_queue.dispatch("noop")
+    result = driver.request("GET", "/html")
+    assert (result.status, result.body) == (200, HTML)
+    assert result.headers["content-length"] == str(len(HTML))
+    assert waiting(jobs_queue) == 0
+
+
+def test_custom_qualify_replaces_the_rule(driver: Driver, jobs_queue: reqrunner.JobQueue) -> None:
+    seen: list[PageView] = []
+
+    def only_json(view: PageView) -> bool:
+        seen.append(view)
+        return view.content_type == "application/json"
+
+    driver.wrap(jobs_queue, mode="sync", qualify=only_json)
+    jobs_queue.dispatch("noop")
+    driver.request("GET", "/html")
+    assert waiting(jobs_queue) == 1
+    driver.request("GET", "/json", {"X-Requested-With": "XMLHttpRequest"})
+    assert waiting(jobs_queue) == 0
+    assert [v.path for v in seen] == ["/html", "/json"]
+    assert seen[1].request_headers["x-requested-with"] == "XMLHttpRequest"
+    assert seen[1].status == 200
+
+
+def test_a_raising_qualify_serves_the_page(
+    driver: Driver, jobs_queue: reqrunner.JobQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(view: PageView) -> bool:
+        raise RuntimeError("bug in the site's rule")
+
+    driver.wrap(jobs_queue, mode="sync", qualify=broken)
+    jobs_queue.dispatch("noop")
+    result = driver.request("GET", "/html")
+    assert (result.status, result.body) == (200, HTML)
+    assert waiting(jobs_queue) == 1
+    assert "qualify callable raised" in caplog.text
+
+
+def test_rate_zero_never_runs(driver: Driver, jobs_queue: reqrunner.JobQueue) -> None:
+    driver.wrap(jobs_queue, mode="sync", run_rate=0)
+    jobs_queue.dispatch("noop")
+    for _ in range(5):
+        driver.request("GET", "/html")
+    assert waiting(jobs_queue) == 1
+
+
+def test_rate_half_follows_the_seeded_random_source(
+    driver: Driver, jobs_queue: reqrunner.JobQueue
+) -> None:
+    driver.wrap(jobs_queue, mode="sync", run_rate=0.5)
+    assert driver.middleware is not None
+    driver.middleware.core.policy = RunPolicy(jobs_queue, run_rate=0.5, rng=random.Random(42))
+    reference = random.Random(42)
+    expected = [reference.random() < 0.5 for _ in range(24)]
+    observed = []
+    for _ in expected:
+        jobs_queue.dispatch("noop")
+        driver.request("GET", "/html")
+        observed.append(waiting(jobs_queue) == 0)
+        for job in jobs_queue.list_jobs(state="waiting"):
+            jobs_queue.delete(job.id)
+    assert observed == expected
+    assert 0 < sum(observed) < len(observed)
+
+
+def test_nothing_due_runs_nothing_and_asks_once_per_second(
+    driver: Driver, jobs_queue: reqrunner.JobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[bool] = []
+    real = jobs_queue.has_due
+
+    def counting(*args: object, **kwargs: object) -> bool:
+        answer = real()
+        calls.append(answer)
+        return answer
+
+    monkeypatch.setattr(jobs_queue, "has_due", counting)
+    driver.wrap(jobs_queue, mode="sync")
+    for _ in range(20):
+        driver.request("GET", "/html")
+    assert calls == [False]  # twenty pages, one query: the rest came from the cache
+    # A delayed job is dispatched here: the local dispatch drops the cache, the next page asks.
+    jobs_queue.jobs["noop"].using(delay=3600).dispatch()
+    driver.request("GET", "/html")
+    assert calls == [False, False]
+    jobs_queue.dispatch("noop")
+    driver.request("GET", "/html")
+    assert calls == [False, False, True]
+    assert waiting(jobs_queue) == 0
+
+
+def test_due_cache_expires_after_about_a_second() -> None:
+    now = [100.0]
+    answers = iter([False, True])
+
+    class FakeQueue:
+        def has_due(self) -> bool:
+            return next(answers)
+
+        def on_dispatch(self, callback: object) -> None:
+            pass
+
+    policy = RunPolicy(FakeQueue(), run_rate=1.0, clock=lambda: now[0])
+    assert policy.cached_due() is None
+    assert policy.jobs_due() is False
+    now[0] += 0.9
+    assert policy.cached_due() is False
+    now[0] += 0.2
+    assert policy.cached_due() is None
+    assert policy.jobs_due() is True
+
+
+def test_database_down_serves_the_page(
+    driver: Driver, jobs_queue: reqrunner.JobQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    def down(*args: object, **kwargs: object) -> bool:
+        raise reqrunner.StoreError("database is down")
+
+    driver.wrap(jobs_queue, mode="sync")
+    jobs_queue.has_due = down  # type: ignore[method-assign]
+    result = driver.request("GET", "/html")
+    assert (result.status, result.body) == (200, HTML)
+    assert "could not check for due jobs" in caplog.text
+
+
+def test_max_concurrent_runs_lease_held_elsewhere_runs_nothing(
+    driver: Driver, jobs_queue: reqrunner.JobQueue
+) -> None:
+    driver.wrap(jobs_queue, mode="sync", max_time=5)
+    token = jobs_queue.acquire_lease("reqrunner.run.0", 60)
+    assert token is not None
+    jobs_queue.dispatch("noop")
+    driver.request("GET", "/html")
+    assert waiting(jobs_queue) == 1  # another process holds the only run lease
+    jobs_queue.release_lease("reqrunner.run.0", token)
+    driver.request("GET", "/html")
+    assert waiting(jobs_queue) == 0
+    # and the run released its lease in the end
+    assert jobs_queue.acquire_lease("reqrunner.run.0", 60) is not None
+
+
+def test_second_lease_slot_with_two_concurrent_runs(
+    driver: Driver, jobs_queue: reqrunner.JobQueue
+) -> None:
+    driver.wrap(jobs_queue, mode="sync", max_concurrent_runs=2)
+    token = jobs_queue.acquire_lease("reqrunner.run.0", 60)
+    assert token is not None
+    jobs_queue.dispatch("noop")
+    driver.request("GET", "/html")
+    assert waiting(jobs_queue) == 0
