@@ -17,14 +17,23 @@ from reqrunner.wsgi import WSGIMiddleware
 
 HTML = b"<html><body><h1>page</h1></body></html>"
 
-# path -> (status, content type, body) served by both inner apps.
-PAGES: dict[str, tuple[int, str, bytes]] = {
-    "/html": (200, "text/html; charset=utf-8", HTML),
-    "/xhtml": (200, "application/xhtml+xml", HTML),
-    "/json": (200, "application/json", b'{"a": 1}'),
-    "/missing": (404, "text/html", HTML),
-    "/error": (500, "text/html", HTML),
+# path -> (status, content type, body, more headers) served by both inner apps.
+PAGES: dict[str, tuple[int, str, bytes, tuple[tuple[str, str], ...]]] = {
+    "/html": (200, "text/html; charset=utf-8", HTML, ()),
+    "/xhtml": (200, "application/xhtml+xml", HTML, ()),
+    "/json": (200, "application/json", b'{"a": 1}', ()),
+    "/missing": (404, "text/html", HTML, ()),
+    "/error": (500, "text/html", HTML, ()),
+    "/gzip": (200, "text/html", b"\x1f\x8b not really", (("Content-Encoding", "gzip"),)),
+    "/public": (200, "text/html", HTML, (("Cache-Control", "public, max-age=60"),)),
+    "/shared": (200, "text/html", HTML, (("Cache-Control", "s-maxage=60"),)),
+    "/private": (200, "text/html", HTML, (("Cache-Control", "private, max-age=60"),)),
+    "/csp": (200, "text/html", HTML, (("Content-Security-Policy", "script-src 'nonce-r4nd0m'"),)),
+    "/big": (200, "text/html", b"<body>" + b"x" * (1 << 20) + b"</body>", ()),
+    "/fragment": (200, "text/html", b"<p>no closing tag</p>", ()),
 }
+# Sent in chunks, without Content-Length: a streamed page.
+STREAM = (b"<html><body><p>one</p>", b"<p>two</p></bo", b"dy></html>")
 
 
 @dataclass
@@ -35,15 +44,27 @@ class Result:
 
 
 async def inner_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    status, ctype, body = PAGES.get(scope["path"], PAGES["/html"])
+    if scope["path"] == "/stream":
+        start = {"type": "http.response.start", "status": 200}
+        await send({**start, "headers": [(b"content-type", b"text/html")]})
+        for i, chunk in enumerate(STREAM):
+            more = i < len(STREAM) - 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        return
+    status, ctype, body, extra = PAGES.get(scope["path"], PAGES["/html"])
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 def inner_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-    status, ctype, body = PAGES.get(environ["PATH_INFO"], PAGES["/html"])
-    start_response(f"{status} X", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+    if environ["PATH_INFO"] == "/stream":
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return iter(STREAM)
+    status, ctype, body, extra = PAGES.get(environ["PATH_INFO"], PAGES["/html"])
+    headers = [("Content-Type", ctype), ("Content-Length", str(len(body))), *extra]
+    start_response(f"{status} X", headers)
     return [body]
 
 
@@ -60,6 +81,8 @@ class Driver:
     def __init__(self, protocol: str) -> None:
         self.protocol = protocol
         self.middleware: ASGIMiddleware | WSGIMiddleware | None = None
+        self.chunks: list[bytes] = []
+        """The body messages of the last ASGI response, as sent."""
 
     def wrap(self, queue: reqrunner.JobQueue, **options: Any) -> Driver:
         if self.protocol == "asgi":
@@ -94,6 +117,7 @@ class Driver:
             "server": ("testserver", 80),
         }
         sent: list[dict[str, Any]] = []
+        self.chunks: list[bytes] = []
         messages = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def receive() -> dict[str, Any]:
@@ -101,6 +125,8 @@ class Driver:
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
+            if message["type"] == "http.response.body":
+                self.chunks.append(message.get("body", b""))
 
         await self.middleware(scope, receive, send)
         start = sent[0]
