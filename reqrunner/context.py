@@ -68,5 +68,8 @@ class JobContext:
     def _written(self, held: bool) -> None:
         if not held and not self.lost:
             self.lost = True
-            log.warning("job %s %s: its lease was taken over; it no longer owns the job",
-                        self.job_id, self.name)
+            log.warning(
+                "job %s %s: its lease was taken over; it no longer owns the job",
+                self.job_id,
+                self.name,
+            )

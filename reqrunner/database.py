@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -30,6 +32,8 @@ __all__ = ["DEFAULT_SQLITE_FILE", "Cursor", "Database", "resolve_engine"]
 
 log = logging.getLogger("reqrunner.store")
 
+T = TypeVar("T")
+
 DEFAULT_SQLITE_FILE = "reqrunner.sqlite3"
 
 
@@ -41,7 +45,7 @@ class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
     def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any: ...
     def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
+    def fetchall(self) -> Sequence[Any]: ...
 
 
 def resolve_engine(url_or_engine: str | Engine | None) -> Engine:
@@ -85,6 +89,19 @@ def resolve_engine(url_or_engine: str | Engine | None) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def _is_deadlock(exc: BaseException | None) -> bool:
+    """Whether a driver error means "deadlock / lock wait ended, try the transaction again"."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        exc = exc.orig
+    if exc is None:
+        return False
+    sqlstate = getattr(exc, "sqlstate", None)  # psycopg
+    if sqlstate in ("40P01", "40001", "55P03"):
+        return True
+    code = exc.args[0] if exc.args else None  # PyMySQL: (errno, message)
+    return code in (1205, 1213)
+
+
 class Database:
     """One job database: the engine, its dialect's statements and short transactions."""
 
@@ -119,6 +136,21 @@ class Database:
         self.ensure_schema()
         with self._transaction(write=False) as cur:
             yield cur
+
+    def write_retrying(self, work: Callable[[Cursor], T], attempts: int = 5) -> T:
+        """Run ``work`` in a write transaction, again from the start if the database chose it
+        as a deadlock victim. InnoDB does so now and then when claims (index order) and
+        deletes of finished jobs (primary key order) cross; the whole transaction is safe to
+        repeat because every write in it is fenced by its claim token."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write() as cur:
+                    return work(cur)
+            except StoreError as exc:
+                if attempt == attempts or not _is_deadlock(exc.__cause__):
+                    raise
+                time.sleep(random.uniform(0.001, 0.01) * attempt)
+        raise AssertionError("unreachable")
 
     def is_integrity_error(self, exc: BaseException) -> bool:
         return isinstance(exc, self._integrity_errors)

@@ -32,9 +32,7 @@ def state_filter(state: JobState | str | None, now: float) -> tuple[str, tuple[A
         return "", ()
     value = state.value if isinstance(state, JobState) else str(state).lower()
     if value not in _STATES:
-        raise ValueError(
-            f"unknown job state {state!r}; use one of: {', '.join(sorted(_STATES))}"
-        )
+        raise ValueError(f"unknown job state {state!r}; use one of: {', '.join(sorted(_STATES))}")
     if value == "delayed":
         return "state = 'waiting' AND available_at > ?", (now,)
     if value == "due":
@@ -49,9 +47,7 @@ def _when(ts: float | None) -> datetime | None:
 def _info(row: Sequence[Any]) -> JobInfo:
     args, kwargs = json.loads(row[4])
     error = (
-        JobError(type=row[14], message=row[15] or "", traceback=row[16] or "")
-        if row[14]
-        else None
+        JobError(type=row[14], message=row[15] or "", traceback=row[16] or "") if row[14] else None
     )
     return JobInfo(
         id=int(row[0]),
@@ -119,7 +115,8 @@ class Manager:
     def _where(
         self, state: JobState | str | None, queue: str | None, name: str | None
     ) -> tuple[str, tuple[Any, ...]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         cond, args = state_filter(state, time.time())
         if cond:
             clauses.append(cond)
@@ -181,7 +178,9 @@ class Manager:
 
     def retry(self, job_id: int | None) -> int:
         """Make a failed (or waiting) job due now with fresh attempts; None = every failed job."""
-        target = "state = 'failed'" if job_id is None else "id = ? AND state IN ('failed', 'waiting')"
+        target = (
+            "state = 'failed'" if job_id is None else "id = ? AND state IN ('failed', 'waiting')"
+        )
         return self._update(
             f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, attempts = 0, "
             f"finished_at = NULL, token = NULL, reserved_until = NULL WHERE {target}",

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     """Where a job is in its life. Stored as the lower-case value."""
 
     WAITING = "waiting"
@@ -34,9 +34,6 @@ class JobState(str, enum.Enum):
 
     FAILED = "failed"
     """Its attempts are spent; kept with the last error until retried, deleted or pruned."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 StopReason = Literal["empty", "max_jobs", "max_time", "max_memory", "stopped"]

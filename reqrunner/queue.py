@@ -80,6 +80,7 @@ class JobQueue:
     @overload
     def job(
         self,
+        /,
         *,
         name: str | None = None,
         attempts: int = 3,
@@ -116,8 +117,13 @@ class JobQueue:
                 raise TypeError(f"@queue.job decorates a function, not {func!r}")
             job_name = name or f"{func.__module__}.{func.__qualname__}"
             options = JobOptions(
-                name=job_name, attempts=attempts, ttr=ttr, backoff=backoff,
-                priority=priority, queue=queue, unique=unique,
+                name=job_name,
+                attempts=attempts,
+                ttr=ttr,
+                backoff=backoff,
+                priority=priority,
+                queue=queue,
+                unique=unique,
             )
             defined = Job(self, func, options)
             with self._lock:
@@ -165,7 +171,7 @@ class JobQueue:
         Defaults are PKP's: 30 jobs, 30 seconds, 80 % of the memory limit. ``queues`` restricts
         the run to those queue names; ``should_stop`` is asked between jobs.
         """
-        given = {
+        given: dict[str, Any] = {
             k: v
             for k, v in (("max_jobs", max_jobs), ("max_time", max_time), ("max_memory", max_memory))
             if v is not _UNSET

@@ -116,8 +116,8 @@ class JobCall:
 
     def _row(self, args: Sequence[Any], kwargs: Mapping[str, Any], now: float) -> NewJob:
         job = self._job
-        job.check_arguments(args, kwargs)
         encoded = payload.encode(args, kwargs)
+        job.check_arguments(args, kwargs)
         key = self._unique_key
         if key is None and job.options.unique:
             key = payload.canonical_key(args, kwargs)
@@ -179,9 +179,13 @@ class Job(Generic[P, R]):
         self.name = options.name
         self.is_async = inspect.iscoroutinefunction(fn)
         self.context_param = context_parameter(fn)
-        sig = inspect.signature(fn)
+        try:
+            sig = inspect.signature(fn, eval_str=True)
+        except Exception:  # annotations naming things not importable here
+            sig = inspect.signature(fn)
         self.signature = sig.replace(
-            parameters=[p for n, p in sig.parameters.items() if n != self.context_param]
+            parameters=[p for n, p in sig.parameters.items() if n != self.context_param],
+            return_annotation=inspect.Signature.empty,
         )
         self._default = JobCall(self)
         self.__doc__ = fn.__doc__

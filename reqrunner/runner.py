@@ -47,7 +47,7 @@ def backoff_delay(backoff: float, attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: ``backoff × 2^(attempt−1)``, ±25 %
     jitter so that jobs that failed together do not all retry together; at most a day."""
     base = backoff * 2 ** min(max(attempt - 1, 0), 30)
-    return min(MAX_BACKOFF, base * random.uniform(0.75, 1.25))
+    return float(min(MAX_BACKOFF, base * random.uniform(0.75, 1.25)))
 
 
 def _clip(text: str, limit: int) -> str:
@@ -74,7 +74,9 @@ class _Heartbeat:
         # A third of the shortest lease leaves two beats' slack for a slow database.
         self._interval = max(0.05, min(job.ttr for job in batch) / 3)
         if self._thread is None:
-            self._thread = threading.Thread(target=self._beat, name="reqrunner-heartbeat", daemon=True)
+            self._thread = threading.Thread(
+                target=self._beat, name="reqrunner-heartbeat", daemon=True
+            )
             self._thread.start()
         else:
             self._wake.set()
@@ -221,25 +223,36 @@ class Runner:
         label = f"job {job.id} {job.name}"
         if definition is None:
             return self._failure(
-                job, "reqrunner.UnknownJob",
+                job,
+                "reqrunner.UnknownJob",
                 f"no function is registered as {job.name!r} in this process "
                 "(is the module that declares it imported by the app the runner loads?)",
-                "", permanent=False, started=time.perf_counter(),
+                "",
+                permanent=False,
+                started=time.perf_counter(),
             )
         args, kwargs = json.loads(job.payload)
         ctx_name = definition.context_param
         if ctx_name is not None:
             kwargs[ctx_name] = JobContext(
-                self.store, job.token, job_id=job.id, name=job.name, queue=job.queue,
-                attempt=job.attempts, max_attempts=job.max_attempts,
+                self.store,
+                job.token,
+                job_id=job.id,
+                name=job.name,
+                queue=job.queue,
+                attempt=job.attempts,
+                max_attempts=job.max_attempts,
             )
         try:
             definition.signature.bind(*args, **{k: v for k, v in kwargs.items() if k != ctx_name})
         except TypeError as exc:
             return self._failure(
-                job, "TypeError",
+                job,
+                "TypeError",
                 f"the stored arguments do not fit {job.name}{definition.signature}: {exc}",
-                "", permanent=True, started=time.perf_counter(),
+                "",
+                permanent=True,
+                started=time.perf_counter(),
             )
         log.info("%s started (attempt %d/%d)", label, job.attempts, job.max_attempts)
         t0 = time.perf_counter()
@@ -250,8 +263,12 @@ class Runner:
                 definition.fn(*args, **kwargs)
         except Exception as exc:
             return self._failure(
-                job, f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-                str(exc), traceback.format_exc(), permanent=False, started=t0,
+                job,
+                f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+                str(exc),
+                traceback.format_exc(),
+                permanent=False,
+                started=t0,
             )
         except BaseException:
             # KeyboardInterrupt / SystemExit: the job did not finish; leave it to be claimed
@@ -264,11 +281,18 @@ class Runner:
 
     def _interrupted(self, job: Claimed) -> Ack:
         message = "the process running it was stopped"
-        entry = {"attempt": job.attempts, "at": time.time(), "outcome": "interrupted",
-                 "error": message}
+        entry = {
+            "attempt": job.attempts,
+            "at": time.time(),
+            "outcome": "interrupted",
+            "error": message,
+        }
         final = job.attempts >= job.max_attempts
         return Ack(
-            job.id, job.token, "failed" if final else "retry", available_at=time.time(),
+            job.id,
+            job.token,
+            "failed" if final else "retry",
+            available_at=time.time(),
             error=("reqrunner.JobInterrupted", message, ""),
             history=history_with(job.history, entry),
         )
@@ -277,19 +301,46 @@ class Runner:
         self, job: Claimed, kind: str, message: str, tb: str, *, permanent: bool, started: float
     ) -> Ack:
         took = (time.perf_counter() - started) * 1000
-        entry = {"attempt": job.attempts, "at": time.time(), "outcome": "raised",
-                 "error": f"{kind}: {message}"[:MESSAGE_LIMIT]}
+        entry = {
+            "attempt": job.attempts,
+            "at": time.time(),
+            "outcome": "raised",
+            "error": f"{kind}: {message}"[:MESSAGE_LIMIT],
+        }
         error = (kind[:255], _clip(message, MESSAGE_LIMIT), _clip(tb, TRACEBACK_LIMIT))
         history = history_with(job.history, entry)
         if permanent or job.attempts >= job.max_attempts:
-            log.error("job %s %s failed for good after %.1f ms (attempt %d/%d): %s: %s",
-                      job.id, job.name, took, job.attempts, job.max_attempts, kind, message)
+            log.error(
+                "job %s %s failed for good after %.1f ms (attempt %d/%d): %s: %s",
+                job.id,
+                job.name,
+                took,
+                job.attempts,
+                job.max_attempts,
+                kind,
+                message,
+            )
             return Ack(job.id, job.token, "failed", error=error, history=history)
         delay = backoff_delay(job.backoff, job.attempts)
-        log.warning("job %s %s failed after %.1f ms (attempt %d/%d), retry in %.0f s: %s: %s",
-                    job.id, job.name, took, job.attempts, job.max_attempts, delay, kind, message)
-        return Ack(job.id, job.token, "retry", available_at=time.time() + delay, error=error,
-                   history=history)
+        log.warning(
+            "job %s %s failed after %.1f ms (attempt %d/%d), retry in %.0f s: %s: %s",
+            job.id,
+            job.name,
+            took,
+            job.attempts,
+            job.max_attempts,
+            delay,
+            kind,
+            message,
+        )
+        return Ack(
+            job.id,
+            job.token,
+            "retry",
+            available_at=time.time() + delay,
+            error=error,
+            history=history,
+        )
 
     def _run_async(self, coro: Any) -> None:
         try:

@@ -78,9 +78,7 @@ class DialectSQL:
             # A duplicate raises IntegrityError 1062 and the caller looks the holder up; INSERT
             # IGNORE would also swallow unrelated errors such as truncation.
             return self.insert(1, returning=False)
-        return self.q(
-            _INSERT + _VALUES_ROW + " ON CONFLICT (unique_slot) DO NOTHING RETURNING id"
-        )
+        return self.q(_INSERT + _VALUES_ROW + " ON CONFLICT (unique_slot) DO NOTHING RETURNING id")
 
     def claim(self, queues: int) -> str:
         """Claim up to ``?`` due jobs. Parameters: token, now, now, [now, queues…, limit]."""

@@ -212,20 +212,28 @@ class Store:
     ) -> CycleResult:
         """Write ``acks``, then (if ``claim``) recover expired leases and claim up to ``claim``
         due jobs, all in one transaction."""
-        result = CycleResult()
         if not acks and not claim:
-            return result
-        now = time.time()
-        with self.db.write() as cur:
+            return CycleResult()
+        recover = bool(claim) and time.time() - self._last_recover >= RECOVER_EVERY
+
+        def work(cur: Cursor) -> CycleResult:
+            now = time.time()
+            result = CycleResult()
             if acks:
                 result.lost = self._write_acks(cur, acks, now)
             if claim:
-                if now - self._last_recover >= RECOVER_EVERY:
-                    self._last_recover = now
+                if recover:
                     result.interrupted = self._recover(cur, now)
                 result.claimed = self._claim(cur, claim, queues or (), now)
+            return result
+
+        result = self.db.write_retrying(work)
+        if recover:
+            self._last_recover = time.time()
         if result.lost:
-            log.warning("%d job outcome(s) not written: their lease had been taken over", result.lost)
+            log.warning(
+                "%d job outcome(s) not written: their lease had been taken over", result.lost
+            )
         return result
 
     def _claim(self, cur: Cursor, n: int, queues: Sequence[str], now: float) -> list[Claimed]:
@@ -244,8 +252,18 @@ class Store:
             rows = [(*r[:4], r[4] + 1, *r[5:]) for r in selected]
         jobs = [
             Claimed(
-                int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), float(r[6]), float(r[7]),
-                int(r[8]), float(r[9]), r[10], token,
+                int(r[0]),
+                r[1],
+                r[2],
+                r[3],
+                int(r[4]),
+                int(r[5]),
+                float(r[6]),
+                float(r[7]),
+                int(r[8]),
+                float(r[9]),
+                r[10],
+                token,
             )
             for r in rows
         ]
@@ -319,7 +337,11 @@ class Store:
             cur.execute(*self._outcome_statement(ack, now))
             log.warning(
                 "job %s %s interrupted on attempt %s/%s: %s",
-                job_id, name, attempts, max_attempts, message,
+                job_id,
+                name,
+                attempts,
+                max_attempts,
+                message,
             )
         return len(rows)
 
@@ -371,9 +393,7 @@ class Store:
             )
             waiting = cur.fetchone()[0]
             cur.execute(
-                self.sql.q(
-                    f"SELECT MIN(reserved_until) FROM {JOBS} WHERE state = 'reserved'{qf}"
-                ),
+                self.sql.q(f"SELECT MIN(reserved_until) FROM {JOBS} WHERE state = 'reserved'{qf}"),
                 args,
             )
             expiry = cur.fetchone()[0]

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 import reqrunner
@@ -50,7 +49,7 @@ def _server_database(kind: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgresql_url() -> Iterator[str]:
     yield from _server_database("postgresql")
 
 
@@ -93,4 +92,13 @@ def kind_of(url: str) -> str:
     return make_url(url).get_backend_name()
 
 
-__all__ = ["kind_of", "sa"]
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``REQRUNNER_REQUIRE_ALL=1`` (CI) a skipped test is a failure: every database and
+    the browser must really be there, never quietly counted as passing."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    forbidden = os.environ.get("REQRUNNER_REQUIRE_ALL") == "1"
+    if report.skipped and forbidden and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but REQRUNNER_REQUIRE_ALL=1 forbids skips: {report.longrepr}"
