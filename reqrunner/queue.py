@@ -49,6 +49,7 @@ class JobQueue:
         busy_timeout: float = 5.0,
     ) -> None:
         self.engine = resolve_engine(url_or_engine)
+        self._busy_timeout = busy_timeout
         self._db = Database(self.engine, busy_timeout=busy_timeout)
         self.dialect = self._db.dialect
         self.store = Store(self._db, keep_done=keep_done)
@@ -61,6 +62,16 @@ class JobQueue:
 
     def __repr__(self) -> str:
         return f"<reqrunner.JobQueue {self.url}>"
+
+    def with_database(self, url_or_engine: str | Engine) -> JobQueue:
+        """A queue on another database with the same jobs registered and the same options
+        (what the CLI's ``--db`` uses to point an app's jobs at another store)."""
+        other = JobQueue(
+            url_or_engine, keep_done=self.store.keep_done, busy_timeout=self._busy_timeout
+        )
+        for name, defined in self._jobs.items():
+            other._jobs[name] = Job(other, defined.fn, defined.options)
+        return other
 
     @property
     def url(self) -> str:
@@ -259,6 +270,13 @@ class JobQueue:
 
     def set_meta(self, name: str, value: str) -> None:
         self._meta.set(name, value)
+
+    def delete_meta(self, name: str) -> None:
+        self._meta.delete(name)
+
+    def get_meta_prefixed(self, prefix: str) -> dict[str, str]:
+        """Every stored value whose name starts with ``prefix``."""
+        return self._meta.get_prefixed(prefix)
 
     @property
     def secret(self) -> str:

@@ -381,3 +381,27 @@ def test_job_options_are_validated(queue: reqrunner.JobQueue) -> None:
         with pytest.raises((ValueError, TypeError), match=match):
             queue.job(**bad)(lambda: None)  # type: ignore[arg-type]
     assert queue.jobs == {}
+
+
+def test_with_database_registers_the_same_jobs_elsewhere(
+    queue: reqrunner.JobQueue, tmp_path: object
+) -> None:
+    catalogue.register(queue)
+    other = queue.with_database(f"sqlite:///{tmp_path}/other.sqlite3")
+    assert set(other.jobs) == set(queue.jobs)
+    other.jobs["add"].dispatch(4, 4)
+    assert queue.stats().total == 0
+    assert other.run().succeeded == 1
+    assert CALLS == [("add", 4, 4)]
+    other.close()
+
+
+def test_meta_by_prefix_and_delete(queue: reqrunner.JobQueue) -> None:
+    queue.set_meta("cli.worker.a", "1")
+    queue.set_meta("cli.worker.b", "2")
+    assert queue.get_meta_prefixed("cli.worker.") == {"cli.worker.a": "1", "cli.worker.b": "2"}
+    queue.set_meta("run_1", "x")
+    queue.set_meta("runX2", "y")  # LIKE reads "_" as any character: must not be returned
+    assert queue.get_meta_prefixed("run_") == {"run_1": "x"}
+    queue.delete_meta("cli.worker.a")
+    assert queue.get_meta_prefixed("cli.worker.") == {"cli.worker.b": "2"}
