@@ -1,0 +1,100 @@
+"""Finding the user's ``JobQueue`` for the console script: ``--app``, ``--db``, their env vars."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from .database import resolve_engine
+from .queue import JobQueue
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "load_queue"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """The command line asks for something impossible; the script exits with status 2."""
+
+
+_APP_EXAMPLE = "e.g. --app mysite.jobs:queue, the module and the name of your JobQueue"
+
+
+def _import_app(spec: str) -> JobQueue:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--app {spec!r}: expected MODULE:ATTR, {_APP_EXAMPLE}")
+    # A console script does not have the current directory on sys.path; the user's project
+    # usually is the current directory (uvicorn and gunicorn do the same).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise UsageError(
+                f"--app {spec!r}: no module named {exc.name!r} (run from your project's "
+                "directory or set PYTHONPATH)"
+            ) from None
+        raise UsageError(f"--app {spec!r}: importing {module_name} failed: {exc}") from None
+    except Exception as exc:
+        raise UsageError(
+            f"--app {spec!r}: importing {module_name} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    obj: object = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(
+                f"--app {spec!r}: {module_name} has no attribute {attr!r}; {_APP_EXAMPLE}"
+            ) from None
+    if not isinstance(obj, JobQueue):
+        raise UsageError(
+            f"--app {spec!r} is a {type(obj).__name__}, not a reqrunner.JobQueue; {_APP_EXAMPLE}"
+        )
+    return obj
+
+
+def load_queue(app: str | None, db: str | None, *, need_jobs: bool) -> JobQueue:
+    """The ``JobQueue`` that ``--app``/``REQRUNNER_APP`` and ``--db`` name.
+
+    ``need_jobs`` (``run``, ``work``): the user's jobs must be registered, so an app is required.
+    Without one the management verbs can still work on the database alone (``--db`` or
+    ``REQRUNNER_DATABASE_URL``).
+    """
+    spec = app or os.environ.get("REQRUNNER_APP")
+    if spec is None:
+        if need_jobs:
+            raise UsageError(
+                "no app: pass --app MODULE:ATTR or set REQRUNNER_APP, so that your jobs are "
+                f"registered ({_APP_EXAMPLE})"
+            )
+        db = db or os.environ.get("REQRUNNER_DATABASE_URL")
+        if not db:
+            raise UsageError(
+                f"no queue: pass --app MODULE:ATTR ({_APP_EXAMPLE}) or --db URL, "
+                "or set REQRUNNER_APP or REQRUNNER_DATABASE_URL"
+            )
+        try:
+            return JobQueue(db)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--db: {exc}") from None
+    if db:
+        # An app that builds JobQueue() without a URL then opens --db directly and never
+        # touches the database it would otherwise default to.
+        os.environ["REQRUNNER_DATABASE_URL"] = db
+    queue = _import_app(spec)
+    if db:
+        try:
+            wanted = resolve_engine(db)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--db: {exc}") from None
+        if wanted.url == queue.engine.url:
+            wanted.dispose()
+        else:
+            queue = queue.with_database(wanted)
+    return queue

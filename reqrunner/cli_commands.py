@@ -1,0 +1,148 @@
+"""The verbs of the ``reqrunner`` console script, one function each, over a loaded ``JobQueue``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from .cli_app import EXIT_FAILURE, EXIT_OK, UsageError, load_queue
+from .cli_output import Output
+from .cli_ping import ping
+from .errors import ReqRunnerError
+from .models import Limits
+from .queue import JobQueue
+from .worker import Worker, request_restart, workers_seen
+
+__all__ = ["run_command"]
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        max_jobs=1 if getattr(args, "once", False) else args.max_jobs,
+        max_time=args.max_time,
+        max_memory=args.max_memory,
+    )
+
+
+def _run(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    limits = _limits(args)
+    due = 1 if args.once else queue.stats().waiting
+    with out.progress(due) as bar:
+        report = queue.run(limits, queues=args.queues, should_stop=bar.tick)
+    out.report(report)
+    return EXIT_OK
+
+
+def _work(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    worker = Worker(queue, sleep=args.sleep, limits=_limits(args), queues=args.queues)
+    return worker.work()
+
+
+def _restart(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    request_restart(queue)
+    out.line("Restart requested: every running worker exits after its current job.")
+    return EXIT_OK
+
+
+def _list(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    jobs = queue.list_jobs(state=args.state, queue=args.queue, name=args.name, limit=args.limit)
+    out.jobs(jobs)
+    return EXIT_OK
+
+
+def _failed(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    out.jobs(queue.list_jobs(state="failed", limit=args.limit), empty="No failed jobs.")
+    return EXIT_OK
+
+
+def _show(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    job = queue.get(args.job_id)
+    if job is None:
+        return _missing([args.job_id])
+    out.job(job)
+    return EXIT_OK
+
+
+def _stats(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    out.stats(queue.stats(), workers_seen(queue))
+    return EXIT_OK
+
+
+def _missing(ids: list[int]) -> int:
+    listed = ", ".join(str(i) for i in ids)
+    print(
+        f"reqrunner: error: no job {listed} (it may have finished and been deleted)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
+
+
+def _each(ids: list[int], action: Callable[[int], bool], verb: str, out: Output) -> int:
+    missing = [job_id for job_id in ids if not action(job_id)]
+    done = [job_id for job_id in ids if job_id not in missing]
+    if done:
+        out.line(f"{verb} job(s) {', '.join(str(i) for i in done)}.")
+    return _missing(missing) if missing else EXIT_OK
+
+
+def _retry(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    if args.all == bool(args.job_ids):
+        raise UsageError("give job ids or --all (not both)")
+    if args.all:
+        out.line(f"Retrying {queue.retry_failed()} failed job(s).")
+        return EXIT_OK
+    return _each(args.job_ids, queue.retry, "Retrying", out)
+
+
+def _delete(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    if args.all_failed == bool(args.job_ids):
+        raise UsageError("give job ids or --all-failed (not both)")
+    if args.all_failed:
+        out.line(f"Deleted {queue.delete_failed()} failed job(s).")
+        return EXIT_OK
+    return _each(args.job_ids, queue.delete, "Deleted", out)
+
+
+def _release(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    return _each(args.job_ids, queue.release, "Released", out)
+
+
+def _prune(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
+    count = queue.prune(
+        failed_older_than=args.failed_older_than, done_older_than=args.done_older_than
+    )
+    out.line(f"Pruned {count} job(s).")
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[JobQueue, argparse.Namespace, Output], int]] = {
+    "run": _run,
+    "work": _work,
+    "restart": _restart,
+    "list": _list,
+    "failed": _failed,
+    "show": _show,
+    "stats": _stats,
+    "retry": _retry,
+    "delete": _delete,
+    "release": _release,
+    "prune": _prune,
+}
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Load the queue the arguments name and run the verb; database trouble exits 1."""
+    out = Output(json=getattr(args, "json", False))
+    if args.verb == "ping":
+        return ping(args, out)
+    queue = load_queue(args.app, args.db, need_jobs=args.verb in ("run", "work"))
+    try:
+        return _COMMANDS[args.verb](queue, args, out)
+    except ReqRunnerError as exc:
+        # StoreError and friends carry a readable message already (URL with password hidden).
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"reqrunner {args.verb}: error: {first}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        queue.close()
