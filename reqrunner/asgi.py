@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from .endpoint import Handler
+from .admin import AdminAccess
 from .http import Request
 from .middleware import MAX_ROUTE_BODY, Concrete, MiddlewareCore, Origin, Qualify, logger
 from .policy import Mode, PageView, ServerKind
@@ -75,7 +75,9 @@ class ASGIMiddleware:
     - ``secret``: signing key; default ``REQRUNNER_SECRET``, else one stored in the database.
     - ``qualify``: replaces the rule deciding which page views may trigger
       (:func:`reqrunner.policy.default_qualify`).
-    - ``admin``: handler of ``{path}/admin…``; ``None`` answers those with 404.
+    - ``admin``: who may use the Queue Manager at ``{path}/admin``:
+      :class:`~reqrunner.BasicAuth`, or a callable taking the :class:`~reqrunner.http.Request`
+      and returning ``True`` to allow; ``None`` (the default) answers those paths with 404.
     """
 
     def __init__(
@@ -93,7 +95,7 @@ class ASGIMiddleware:
         self_url: str | None = None,
         secret: str | None = None,
         qualify: Qualify | None = None,
-        admin: Handler | None = None,
+        admin: AdminAccess | None = None,
     ) -> None:
         self.app = app
         self.core = MiddlewareCore(

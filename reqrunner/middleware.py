@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from .endpoint import RUN_PURPOSE, Handler, Router
+from .admin import AdminAccess, AdminSite
+from .endpoint import RUN_PURPOSE, Router
 from .http import Request, Response
 from .models import Limits, RunReport
 from .policy import Mode, PageView, RunPolicy, ServerKind, default_qualify, resolve_auto
@@ -125,7 +126,7 @@ class MiddlewareCore:
         self_url: str | None = None,
         secret: str | None = None,
         qualify: Qualify | None = None,
-        admin: Handler | None = None,
+        admin: AdminAccess | None = None,
     ) -> None:
         rate = _number("run_rate", run_rate)
         if not 0.0 <= rate <= 1.0:
@@ -159,7 +160,10 @@ class MiddlewareCore:
         self.qualify: Qualify = qualify or default_qualify
         self.policy = RunPolicy(queue, run_rate=rate)
         self.breaker = CircuitBreaker()
-        self.router = Router(signer=self.signer, run=self.run_from_endpoint, admin=admin)
+        # The admin needs this core (queue, options, signer, runs), so it is built last of
+        # what it uses; it only reads them per request.
+        site = None if admin is None else AdminSite(self, admin)
+        self.router = Router(signer=self.signer, run=self.run_from_endpoint, admin=site)
         self._secret = secret
         self._signer: Signer | None = None
         self._signer_lock = threading.Lock()

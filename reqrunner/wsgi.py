@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from .endpoint import Handler
+from .admin import AdminAccess
 from .http import Request
 from .middleware import MAX_ROUTE_BODY, MiddlewareCore, Origin, Qualify, logger
 from .policy import Mode, PageView, ServerKind
@@ -84,7 +84,7 @@ class WSGIMiddleware:
         self_url: str | None = None,
         secret: str | None = None,
         qualify: Qualify | None = None,
-        admin: Handler | None = None,
+        admin: AdminAccess | None = None,
     ) -> None:
         self.app = app
         self.core = MiddlewareCore(
