@@ -15,8 +15,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -114,7 +113,7 @@ class Database:
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         dbapi = engine.dialect.dbapi
-        self._driver_errors: tuple[type[BaseException], ...] = (
+        self.driver_errors: tuple[type[BaseException], ...] = (
             (dbapi.Error,) if dbapi is not None else ()
         ) + (sa.exc.DBAPIError, sqlite3.Error)
         self._integrity_errors: tuple[type[BaseException], ...] = (
@@ -123,19 +122,14 @@ class Database:
 
     # -- transactions ---------------------------------------------------------------------------
 
-    @contextmanager
-    def write(self) -> Iterator[Cursor]:
-        """One short write transaction; the cursor's statements commit together or not at all."""
-        self.ensure_schema()
-        with self._transaction(write=True) as cur:
-            yield cur
+    def write(self) -> Transaction:
+        """One short write transaction: ``with db.write() as cur: …``; the statements commit
+        together or not at all."""
+        return Transaction(self, write=True)
 
-    @contextmanager
-    def read(self) -> Iterator[Cursor]:
+    def read(self) -> Transaction:
         """Reads that see one consistent snapshot where the database offers it."""
-        self.ensure_schema()
-        with self._transaction(write=False) as cur:
-            yield cur
+        return Transaction(self, write=False)
 
     def write_retrying(self, work: Callable[[Cursor], T], attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, again from the start if the database chose it
@@ -152,45 +146,15 @@ class Database:
                 time.sleep(random.uniform(0.001, 0.01) * attempt)
         raise AssertionError("unreachable")
 
+    def store_error(self, exc: BaseException) -> BaseException:
+        """What a driver error becomes: integrity errors stay as they are, the rest a
+        :class:`StoreError` naming the database."""
+        if isinstance(exc, self._integrity_errors):
+            return exc
+        return StoreError(f"job database {self.safe_url}: {exc}")
+
     def is_integrity_error(self, exc: BaseException) -> bool:
         return isinstance(exc, self._integrity_errors)
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Cursor]:
-        try:
-            if self.dialect == "sqlite":
-                con = self._sqlite()
-                cur = con.cursor()
-                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield cur
-                except BaseException:
-                    con.rollback()
-                    raise
-                con.commit()
-                return
-            raw = self.engine.raw_connection()
-            try:
-                if self.dialect == "mysql" and not raw.info.get("reqrunner_rc"):
-                    # REPEATABLE READ's gap locks make short claim transactions block inserts
-                    # and deadlock each other; the claim is a locking read either way.
-                    setup = raw.cursor()
-                    setup.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                    setup.close()
-                    raw.info["reqrunner_rc"] = True
-                dbapi_cur = raw.cursor()
-                try:
-                    yield dbapi_cur
-                except BaseException:
-                    raw.rollback()
-                    raise
-                raw.commit()
-            finally:
-                raw.close()
-        except self._driver_errors as exc:
-            if isinstance(exc, self._integrity_errors):
-                raise
-            raise StoreError(f"job database {self.safe_url}: {exc}") from exc
 
     def _sqlite(self) -> sqlite3.Connection:
         local = self._local
@@ -235,7 +199,7 @@ class Database:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            with self._transaction(write=True) as cur:
+            with Transaction(self, write=True, schema=False) as cur:
                 self._create_missing(cur)
             self._schema_ready = True
 
@@ -282,3 +246,77 @@ class Database:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
             )
         return {str(row[0]) for row in cur.fetchall()}
+
+
+class Transaction:
+    """A transaction on this thread's SQLite connection or on a pooled server connection.
+
+    A class rather than a generator-based context manager: it is entered for every dispatch
+    and every claim, and the generator machinery was a measurable share of a dispatch.
+    Driver errors leave it as :class:`StoreError` (integrity errors as they are, for the
+    unique-key path to recognise).
+    """
+
+    __slots__ = ("_db", "_raw", "_schema", "_sqlite", "_write")
+
+    def __init__(self, db: Database, *, write: bool, schema: bool = True) -> None:
+        self._db = db
+        self._write = write
+        self._schema = schema
+        self._sqlite: sqlite3.Connection | None = None
+        self._raw: Any = None
+
+    def __enter__(self) -> Cursor:
+        db = self._db
+        try:
+            if self._schema and not db._schema_ready:
+                db.ensure_schema()
+            if db.dialect == "sqlite":
+                con = self._sqlite = db._sqlite()
+                cur = con.cursor()
+                cur.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+                return cur
+            raw = self._raw = db.engine.raw_connection()
+            if db.dialect == "mysql" and not raw.info.get("reqrunner_rc"):
+                # REPEATABLE READ's gap locks make short claim transactions block inserts and
+                # deadlock each other; the claim is a locking read either way.
+                setup = raw.cursor()
+                setup.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                setup.close()
+                raw.info["reqrunner_rc"] = True
+            return raw.cursor()
+        except db.driver_errors as exc:
+            self._end(commit=False)
+            raise db.store_error(exc) from exc
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        db = self._db
+        try:
+            self._end(commit=kind is None)
+        except db.driver_errors as error:
+            if exc is None:
+                raise db.store_error(error) from error
+        if exc is not None and isinstance(exc, db.driver_errors):
+            wrapped = db.store_error(exc)
+            if wrapped is not exc:
+                raise wrapped from exc
+
+    def _end(self, *, commit: bool) -> None:
+        if self._sqlite is not None:
+            if commit:
+                self._sqlite.commit()
+            else:
+                self._sqlite.rollback()
+            return
+        raw = self._raw
+        if raw is None:
+            return
+        try:
+            if commit:
+                raw.commit()
+            else:
+                raw.rollback()
+        finally:
+            raw.close()

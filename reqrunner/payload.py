@@ -15,6 +15,8 @@ from typing import Any
 __all__ = ["canonical_key", "check_json", "encode", "unique_slot"]
 
 _SCALARS = (str, int, bool, type(None))
+# One encoder for every dispatch: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def check_json(value: Any, where: str) -> None:
@@ -51,7 +53,7 @@ def encode(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         check_json(arg, f"argument {i}")
     for name, arg in kwargs.items():
         check_json(arg, f"argument {name!r}")
-    return json.dumps([args, kwargs], separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode([args, kwargs])
 
 
 def unique_slot(name: str, key: str) -> str:

@@ -203,8 +203,8 @@ class JobQueue:
         return None if at is None else max(0.0, at - time.time())
 
     def has_due(self, queues: Sequence[str] | None = None) -> bool:
-        """Whether a runner would find a job to claim now."""
-        return self.next_due_in(queues) == 0.0
+        """Whether a runner would find a job to claim now (one indexed query, no cache)."""
+        return self.store.has_due(queues)
 
     # -- looking and repairing ------------------------------------------------------------------
 

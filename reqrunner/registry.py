@@ -123,16 +123,19 @@ class JobCall:
             key = payload.canonical_key(args, kwargs)
         opts = job.options
         return NewJob(
-            name=opts.name,
-            queue=self._queue,
-            priority=self._priority,
-            payload=encoded,
-            available_at=now + self._delay,
-            max_attempts=opts.attempts,
-            ttr=float(opts.ttr),
-            backoff=float(opts.backoff),
-            unique_slot=None if key is None else payload.unique_slot(opts.name, key),
-            unique_key=None if key is None else key[:255],
+            opts.name,
+            self._queue,
+            "waiting",
+            self._priority,
+            encoded,
+            now + self._delay,
+            0,
+            opts.attempts,
+            float(opts.ttr),
+            float(opts.backoff),
+            None if key is None else payload.unique_slot(opts.name, key),
+            None if key is None else key[:255],
+            now,
         )
 
     def dispatch(self, *args: Any, **kwargs: Any) -> int:
@@ -188,6 +191,9 @@ class Job(Generic[P, R]):
             return_annotation=inspect.Signature.empty,
         )
         self._default = JobCall(self)
+        # Shapes (positional count, keyword names) known to bind: binding never looks at the
+        # values, so each shape is checked once, not once per dispatched job.
+        self._fitting: set[tuple[int, frozenset[str]]] = set()
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -199,6 +205,9 @@ class Job(Generic[P, R]):
 
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """``TypeError`` if the arguments would not fit the function."""
+        shape = (len(args), frozenset(kwargs))
+        if shape in self._fitting:
+            return
         if self.context_param is not None and self.context_param in kwargs:
             raise TypeError(
                 f"{self.name}: {self.context_param!r} is given by the runner, do not pass it"
@@ -207,6 +216,8 @@ class Job(Generic[P, R]):
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.name}{self.signature}: {exc}") from None
+        if len(self._fitting) < 64:
+            self._fitting.add(shape)
 
     def dispatch(self, *args: Any, **kwargs: Any) -> int:
         """Store a job that will call this function with these arguments; return its id."""

@@ -56,12 +56,18 @@ jobs = sa.Table(
         "available_at",
         "id",
     ),
-    # "Is anything due?" (asked by every web process about once a second) and the oldest due
-    # job's age must not walk the delayed jobs; the claim index orders by priority first.
-    # Its (state, …) prefix also serves the rare scans of reserved, failed and done jobs, so
-    # the hot table carries no more indexes than these three.
-    sa.Index("ix_reqrunner_jobs_due", "state", "available_at"),
-    sa.Index("ux_reqrunner_jobs_unique_slot", "unique_slot", unique=True),
+    # Every index entry costs each insert, claim and delete about as much as the row itself,
+    # so the claim index is the only one every job gets: its (state, …) prefix also serves
+    # "is anything due?", the lease recovery and the scans of failed and done jobs.
+    # The unique index holds only the jobs that have a key (MySQL has no partial indexes, but
+    # lets any number of rows share NULL).
+    sa.Index(
+        "ux_reqrunner_jobs_unique_slot",
+        "unique_slot",
+        unique=True,
+        sqlite_where=sa.text("unique_slot IS NOT NULL"),
+        postgresql_where=sa.text("unique_slot IS NOT NULL"),
+    ),
     sqlite_autoincrement=True,
     # A queue table churns: every job is inserted, updated twice and deleted. Vacuum it early so
     # dead index entries do not slow the SKIP LOCKED scans, and leave room for HOT updates.

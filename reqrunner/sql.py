@@ -72,13 +72,27 @@ class DialectSQL:
             sql += " RETURNING id"
         return self.q(sql)
 
+    def insert_one(self) -> str:
+        """Insert one job, returning its id; on PostgreSQL also NOTIFY channel ``reqrunner``
+        (delivered at commit) so that LISTENing workers wake."""
+        if self.name == "postgresql":
+            return self.q(
+                f"WITH ins AS ({_INSERT}{_VALUES_ROW} RETURNING id, queue) "
+                "SELECT id, pg_notify('reqrunner', queue) FROM ins"
+            )
+        return self.insert(1, returning=self.name != "mysql")
+
     def insert_unique(self) -> str:
         """Insert one job unless an unclaimed job holds its unique slot."""
         if self.name == "mysql":
             # A duplicate raises IntegrityError 1062 and the caller looks the holder up; INSERT
             # IGNORE would also swallow unrelated errors such as truncation.
             return self.insert(1, returning=False)
-        return self.q(_INSERT + _VALUES_ROW + " ON CONFLICT (unique_slot) DO NOTHING RETURNING id")
+        # The conflict target names the partial unique index by its predicate.
+        return self.q(
+            f"{_INSERT}{_VALUES_ROW} ON CONFLICT (unique_slot) WHERE unique_slot IS NOT NULL "
+            "DO NOTHING RETURNING id"
+        )
 
     def claim(self, queues: int) -> str:
         """Claim up to ``?`` due jobs. Parameters: token, now, now, [now, queues…, limit]."""

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .database import Cursor, Database
 from .sql import INSERT_COLUMNS, JOBS
@@ -31,40 +31,27 @@ RECOVER_EVERY = 1.0
 HISTORY_KEEP = 20
 
 
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """One row to insert. ``unique_slot`` is the hash of the unique key, or None."""
+class NewJob(NamedTuple):
+    """One row to insert, its fields in the order of ``sql.INSERT_COLUMNS`` (a tuple, so a
+    chunk of them flattens straight into a multi-row INSERT's parameters)."""
 
     name: str
     queue: str
+    state: str
     priority: int
     payload: str
     available_at: float
+    attempts: int
     max_attempts: int
     ttr: float
     backoff: float
-    unique_slot: str | None = None
-    unique_key: str | None = None
-
-    def row(self, now: float) -> tuple[Any, ...]:
-        return (
-            self.name,
-            self.queue,
-            "waiting",
-            self.priority,
-            self.payload,
-            self.available_at,
-            0,
-            self.max_attempts,
-            self.ttr,
-            self.backoff,
-            self.unique_slot,
-            self.unique_key,
-            now,
-        )
+    unique_slot: str | None
+    """The hash of the unique key, or None."""
+    unique_key: str | None
+    created_at: float
 
 
-assert len(NewJob("", "", 0, "", 0, 1, 1, 0).row(0)) == len(INSERT_COLUMNS)
+assert NewJob._fields == INSERT_COLUMNS
 
 
 @dataclass(slots=True)
@@ -124,32 +111,29 @@ class Store:
         self.sql = db.sql
         self.keep_done = keep_done
         self._last_recover = 0.0
+        self._insert_one = self.sql.insert_one()
 
     # -- dispatch -------------------------------------------------------------------------------
 
     def enqueue(self, job: NewJob) -> int:
-        now = time.time()
         with self.db.write() as cur:
             if job.unique_slot is not None:
-                return self._enqueue_unique(cur, job, now)
-            if self.sql.returning:
-                cur.execute(self.sql.insert(1, returning=True), job.row(now))
-                job_id = int(cur.fetchone()[0])
-            else:
-                cur.execute(self.sql.insert(1, returning=False), job.row(now))
-                job_id = int(cur.lastrowid)  # type: ignore[attr-defined]
-            self._notify(cur, {job.queue})
-            return job_id
+                return self._enqueue_unique(cur, job)
+            if self.sql.name == "mysql":
+                cur.execute(self._insert_one, job)
+                return int(cur.lastrowid)  # type: ignore[attr-defined]
+            # On PostgreSQL the statement also sends the NOTIFY: one round trip, not two.
+            cur.execute(self._insert_one, job)
+            return int(cur.fetchone()[0])
 
     def enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
         """Insert many jobs in chunked multi-row INSERTs inside one transaction."""
-        now = time.time()
         ids: list[int] = []
         with self.db.write() as cur:
             plain = [job for job in batch if job.unique_slot is None]
             for start in range(0, len(plain), INSERT_CHUNK):
                 chunk = plain[start : start + INSERT_CHUNK]
-                params = [value for job in chunk for value in job.row(now)]
+                params = [value for job in chunk for value in job]
                 if self.sql.returning:
                     cur.execute(self.sql.insert(len(chunk), returning=True), params)
                     ids.extend(sorted(int(row[0]) for row in cur.fetchall()))
@@ -161,28 +145,26 @@ class Store:
                     ids.extend(range(first, first + len(chunk)))
             by_position = iter(ids)
             result = [
-                self._enqueue_unique(cur, job, now)
-                if job.unique_slot is not None
-                else next(by_position)
+                self._enqueue_unique(cur, job) if job.unique_slot is not None else next(by_position)
                 for job in batch
             ]
             self._notify(cur, {job.queue for job in batch})
         return result
 
-    def _enqueue_unique(self, cur: Cursor, job: NewJob, now: float) -> int:
+    def _enqueue_unique(self, cur: Cursor, job: NewJob) -> int:
         """Insert unless an unclaimed job has the same key; return the new or existing id."""
         select = self.sql.q(f"SELECT id FROM {JOBS} WHERE unique_slot = ?")
         for _ in range(5):
             if self.sql.name == "mysql":
                 try:
-                    cur.execute(self.sql.insert_unique(), job.row(now))
+                    cur.execute(self.sql.insert_unique(), job)
                     self._notify(cur, {job.queue})
                     return int(cur.lastrowid)  # type: ignore[attr-defined]
                 except Exception as exc:
                     if not self.db.is_integrity_error(exc):
                         raise
             else:
-                cur.execute(self.sql.insert_unique(), job.row(now))
+                cur.execute(self.sql.insert_unique(), job)
                 row = cur.fetchone()
                 if row is not None:
                     self._notify(cur, {job.queue})
@@ -381,11 +363,33 @@ class Store:
 
     # -- what is due ----------------------------------------------------------------------------
 
+    def has_due(self, queues: Sequence[str] | None = None) -> bool:
+        """Whether a claim would find a job now: a due waiting job, or a lease to recover."""
+        qf, args = _queue_clause(queues)
+        now = time.time()
+        with self.db.read() as cur:
+            cur.execute(
+                self.sql.q(
+                    f"SELECT 1 FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?{qf} "
+                    "LIMIT 1"
+                ),
+                (now, *args),
+            )
+            if cur.fetchone() is not None:
+                return True
+            cur.execute(
+                self.sql.q(
+                    f"SELECT 1 FROM {JOBS} WHERE state = 'reserved' AND reserved_until < ?{qf} "
+                    "LIMIT 1"
+                ),
+                (now, *args),
+            )
+            return cur.fetchone() is not None
+
     def next_due_at(self, queues: Sequence[str] | None = None) -> float | None:
         """The earliest time a job becomes claimable: a waiting job's due time, or a reserved
         job's lease expiry (it will be recovered then). ``None`` when there is no such job."""
-        qf = f" AND queue IN ({', '.join('?' * len(queues))})" if queues else ""
-        args = tuple(queues or ())
+        qf, args = _queue_clause(queues)
         with self.db.read() as cur:
             cur.execute(
                 self.sql.q(f"SELECT MIN(available_at) FROM {JOBS} WHERE state = 'waiting'{qf}"),
@@ -399,3 +403,9 @@ class Store:
             expiry = cur.fetchone()[0]
         times = [float(t) for t in (waiting, expiry) if t is not None]
         return min(times) if times else None
+
+
+def _queue_clause(queues: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    if not queues:
+        return "", ()
+    return f" AND queue IN ({', '.join('?' * len(queues))})", tuple(queues)
