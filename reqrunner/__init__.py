@@ -5,15 +5,28 @@ that drains the queue on the back of ordinary page views, for sites with no cron
 no worker process; the same jobs move unchanged to a CLI worker when the site grows.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .context import JobContext
 from .errors import JobInterrupted, JobNotFound, ReqRunnerError, StoreError, UnknownJob
 from .models import DEFAULT_LIMITS, JobError, JobInfo, JobState, Limits, QueueStats, RunReport
 from .queue import JobQueue
 from .registry import Job, JobCall
 
+if TYPE_CHECKING:
+    from .admin import BasicAuth
+    from .asgi import ASGIMiddleware
+    from .policy import PageView
+    from .wsgi import WSGIMiddleware
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGIMiddleware",
+    "BasicAuth",
     "DEFAULT_LIMITS",
     "Job",
     "JobCall",
@@ -25,10 +38,34 @@ __all__ = [
     "JobQueue",
     "JobState",
     "Limits",
+    "PageView",
     "QueueStats",
     "ReqRunnerError",
     "RunReport",
     "StoreError",
     "UnknownJob",
+    "WSGIMiddleware",
     "__version__",
 ]
+
+# The web side (anyio, httpx, the admin pages) loads on first use, so that a CLI worker or a
+# cron run that only runs jobs starts without it.
+_LAZY = {
+    "ASGIMiddleware": ".asgi",
+    "WSGIMiddleware": ".wsgi",
+    "PageView": ".policy",
+    "BasicAuth": ".admin",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reqrunner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
