@@ -14,7 +14,7 @@ import secrets
 import uvicorn
 import waitress  # type: ignore[import-untyped]
 
-from reqrunner.admin.auth import BasicAuth
+import reqrunner
 
 from .storage import DATA_ENV, data_dir
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         "run_rate": 1.0,
         "max_jobs": MAX_JOBS,
         "max_time": 10.0,
-        "admin": BasicAuth(ADMIN_USER, password),
+        "admin": reqrunner.BasicAuth(ADMIN_USER, password),
     }
     base = f"http://{args.host}:{args.port}"
     kind = "WSGI: Flask on waitress" if args.wsgi else "ASGI: Starlette on uvicorn"

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from reqrunner import JobQueue
-from reqrunner.asgi import ASGIApp, ASGIMiddleware, Receive, Scope, Send
+from reqrunner import ASGIMiddleware, JobQueue, WSGIMiddleware
+from reqrunner.asgi import ASGIApp, Receive, Scope, Send
 from reqrunner.policy import Mode
-from reqrunner.wsgi import StartResponse, WSGIApp, WSGIMiddleware
+from reqrunner.wsgi import StartResponse, WSGIApp
 
 from .views import MODES
 
