@@ -92,12 +92,13 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         while True:
-            self._wake.wait(self._interval)
+            woken = self._wake.wait(self._interval)
             self._wake.clear()
             if self._done:
                 return
             token = self._token
-            if token is None:
+            # Woken by a new batch: its leases were just set by the claim, nothing to renew.
+            if woken or token is None:
                 continue
             try:
                 self._store.renew(token)
