@@ -201,3 +201,27 @@ def test_fast_jobs_are_claimed_in_batches(queue: reqrunner.JobQueue) -> None:
 def _expire_leases(queue: reqrunner.JobQueue) -> None:
     with queue.store.db.write() as cur:
         cur.execute("UPDATE reqrunner_jobs SET reserved_until = 0 WHERE state = 'reserved'")
+
+
+def test_one_log_line_per_job_start_success_and_failure(
+    queue: reqrunner.JobQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs = catalogue.register(queue)
+    ok = jobs.add.dispatch(1, 1)
+    bad = jobs.always_fails.dispatch("nope")
+    with caplog.at_level("INFO", logger="reqrunner"):
+        queue.run()
+    lines = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("reqrunner.runner", "INFO", f"job {ok} add started (attempt 1/3)") in lines
+    assert any(
+        m.startswith(f"job {ok} add succeeded in ") and m.endswith(" ms") for _n, _l, m in lines
+    )
+    assert any(
+        lvl == "WARNING"
+        and m.startswith(f"job {bad} always_fails failed after ")
+        and "retry in 0 s: ValueError: nope" in m
+        for _n, lvl, m in lines
+    )
+    assert any(
+        lvl == "ERROR" and f"job {bad} always_fails failed for good" in m for _n, lvl, m in lines
+    )
