@@ -215,7 +215,7 @@ def _rows(page: Page, jobs: Sequence[JobInfo]) -> Safe:
             )
         )
     return render(
-        '<div class="table"><table><thead><tr><th>Job</th><th>Name</th><th>Queue</th>'
+        '<div class="table"><table class="cards"><thead><tr><th>Job</th><th>Name</th><th>Queue</th>'
         "<th>Priority</th><th>Attempts</th><th>When</th><th>Progress</th><th>Last error</th>"
         "</tr></thead><tbody>{rows}</tbody></table></div>",
         rows=join(rows),
@@ -519,8 +519,9 @@ def detail_page(page: Page, job: JobInfo, *, query: dict[str, str]) -> str:
     history = Safe("<p>No failed attempts.</p>")
     if job.history:
         history = render(
-            '<div class="table"><table class="compact"><thead><tr><th>Attempt</th><th>When</th>'
-            "<th>Outcome</th><th>Error</th></tr></thead><tbody>{rows}</tbody></table></div>",
+            '<div class="table"><table class="cards compact"><thead><tr><th>Attempt</th>'
+            "<th>When</th><th>Outcome</th><th>Error</th></tr></thead><tbody>{rows}</tbody>"
+            "</table></div>",
             rows=join(
                 render(
                     '<tr><td data-label="Attempt">{n}</td><td data-label="When">{at}</td>'

@@ -6,6 +6,7 @@ import json
 import re
 import time
 from html import escape
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ import reqrunner
 from reqrunner.admin import BasicAuth
 
 from .conftest import ADMIN, Site, join_runs, post, token
-from .site_app import PASSWORD, USER
+from .site_app import PASSWORD, USER, register
 
 # Every route of the admin, as (method, path); none may answer without access.
 ROUTES = [
@@ -451,3 +452,23 @@ def test_csrf_on_every_action(site: Site, client: httpx.Client) -> None:
     join_runs()
     info = site.queue.get(job_id)
     assert info is not None and info.state is reqrunner.JobState.FAILED
+
+
+# -- every database --------------------------------------------------------------------------------
+
+
+def test_overview_lists_and_actions_on_every_database(
+    queue: reqrunner.JobQueue, tmp_path: Path
+) -> None:
+    """The overview's own query (finished jobs per hour) and the actions, on each dialect."""
+    queue.store.keep_done = True
+    register(queue, f"{tmp_path}/never")
+    failed = _fail(queue, "<script>x</script>")
+    queue.dispatch("shop.noop")
+    queue.run()
+    with Site("asgi", queue, tmp_path).client(BasicAuth(USER, PASSWORD)) as client:
+        html = client.get(ADMIN).text
+        assert "<th>Last hour</th><td>1</td><td>1</td><td>50%</td>" in html
+        assert "&lt;script&gt;x&lt;/script&gt;" in client.get(ADMIN + "/jobs?state=failed").text
+        assert post(client, f"/jobs/{failed}/delete").status_code == 303
+    assert queue.get(failed) is None
