@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 
 from ..http import Request, Response
 from ..models import JobInfo, JobState
-from . import views
+from . import parts, views
 from .auth import AdminAccess, BasicAuth, allows
 from .csrf import Csrf
 from .data import overview
@@ -181,15 +181,15 @@ class AdminSite:
         html = views.detail_page(page, job, query=query)
         return _response(200, html.encode(), "text/html; charset=utf-8", *extra)
 
-    def _page(self, request: Request) -> tuple[views.Page, str | None]:
+    def _page(self, request: Request) -> tuple[parts.Page, str | None]:
         base = request.root_path + "/admin"
         token, set_cookie = self._csrf.prepare(request, base)
-        page = views.Page(base=base, token=token, now=time.time(), asset_version=_asset_version())
+        page = parts.Page(base=base, token=token, now=time.time(), asset_version=_asset_version())
         return page, set_cookie
 
-    def _list(self, page: views.Page, query: dict[str, str]) -> str:
+    def _list(self, page: parts.Page, query: dict[str, str]) -> str:
         state = query.get("state", "waiting")
-        if state not in views.LIST_STATES:
+        if state not in parts.LIST_STATES:
             state = "waiting"
         name = query.get("name", "").strip()[:255]
         queue_name = query.get("queue", "").strip()[:64]

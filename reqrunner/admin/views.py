@@ -11,60 +11,23 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..models import JobInfo, JobState
-from .data import Overview
+from . import parts
+from .data import Finished, Overview
 from .markup import Safe, ago, duration, esc, join, render, url
+from .parts import LIST_STATES, Page
 
 __all__ = [
-    "LIST_STATES",
     "Health",
-    "Page",
     "detail_page",
     "list_page",
     "message_page",
     "overview_page",
 ]
 
-LIST_STATES: dict[str, str] = {
-    "waiting": "Waiting",
-    "delayed": "Delayed",
-    "reserved": "Reserved",
-    "failed": "Failed",
-    "done": "Done",
-}
-"""The lists, by URL name; ``waiting`` means due now, as in the overview's counts."""
-
 OVERDUE_WARNING = 3600.0
 """Seconds: a due job older than this means nothing is running the queue often enough."""
-
-MESSAGES: dict[str, str] = {
-    "retried": "Job #{job} will run again.",
-    "not-retried": "Job #{job} was not retried: only failed or waiting jobs can be.",
-    "deleted": "Job #{job} was deleted.",
-    "not-deleted": "Job #{job} was already gone.",
-    "released": "Job #{job} was released and is due again.",
-    "not-released": "Job #{job} was not released: it is no longer reserved.",
-    "retried-all": "{n} failed job(s) will run again.",
-    "deleted-all": "{n} failed job(s) were deleted.",
-    "run-started": "A run started; it stops after {n} job(s) or when nothing is due.",
-}
-"""Flash messages after an action, by code: the redirect carries only the code and numbers, so
-a link cannot make the page say anything else."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Page:
-    """What every page needs from the request."""
-
-    base: str
-    """The admin's URL path, e.g. ``/_reqrunner/admin``."""
-    token: str
-    """The CSRF token for this browser's forms."""
-    now: float
-    asset_version: str
-    """Appended to the CSS and JS URLs so a new release is not served from a stale cache."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,148 +41,6 @@ class Health:
     breaker_open: bool
     breaker_error: str | None
     database: str
-
-
-# -- building blocks ------------------------------------------------------------------------------
-
-
-def _layout(page: Page, title: str, body: Safe, *, active: str = "", refresh: bool = False) -> str:
-    nav = join(
-        render(
-            '<a href="{href}"{current}>{label}</a>',
-            href=page.base if state == "overview" else url(page.base, "/jobs", state=state),
-            current=Safe(' aria-current="page"') if state == active else Safe(""),
-            label=label,
-        )
-        for state, label in (("overview", "Overview"), *LIST_STATES.items())
-    )
-    return render(
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="robots" content="noindex, nofollow">'
-        "<title>{title} · reqrunner</title>"
-        '<link rel="stylesheet" href="{css}">'
-        '<script src="{js}" defer></script></head>'
-        '<body data-api="{api}"{refresh}>'
-        '<header><a class="brand" href="{home}">reqrunner</a>'
-        '<nav aria-label="Queue">{nav}</nav></header>'
-        "<main>{body}</main></body></html>",
-        title=title,
-        css=url(page.base, "/static/admin.css", v=page.asset_version),
-        js=url(page.base, "/static/admin.js", v=page.asset_version),
-        api=url(page.base, "/api/status"),
-        refresh=Safe(' data-refresh="1"') if refresh else Safe(""),
-        home=page.base,
-        nav=nav,
-        body=body,
-    )
-
-
-def _button(
-    page: Page, action: str, label: str, *, back: str, style: str = "", confirm: str = ""
-) -> Safe:
-    """A POST form of one button, carrying the CSRF token and where to come back to."""
-    return render(
-        '<form method="post" action="{action}"{confirm}>'
-        '<input type="hidden" name="csrf" value="{token}">'
-        '<input type="hidden" name="next" value="{back}">'
-        '<button type="submit" class="{style}">{label}</button></form>',
-        action=url(page.base, action),
-        confirm=render(' data-confirm="{text}"', text=confirm) if confirm else Safe(""),
-        token=page.token,
-        back=back,
-        style=style,
-        label=label,
-    )
-
-
-def _flash(query: dict[str, str]) -> Safe:
-    code = query.get("done", "")
-    if code not in MESSAGES:
-        return Safe("")
-    numbers = {k: query.get(k, "") for k in ("job", "n")}
-    if not all(v.isdigit() or v == "" for v in numbers.values()):
-        return Safe("")
-    failed = code.startswith("not-")
-    return render(
-        '<p class="flash{kind}" role="status">{text}</p>',
-        kind=" warn" if failed else "",
-        text=MESSAGES[code].format(**numbers),
-    )
-
-
-def _progress(job: JobInfo) -> Safe:
-    if job.state is not JobState.RESERVED and job.progress is None:
-        return Safe("")
-    value = "" if job.progress is None else f"{max(0.0, min(job.progress, 1.0)):.3f}"
-    return render(
-        '<span class="progress"><progress max="1"{value} data-progress></progress>'
-        '<span class="label" data-label>{label}</span></span>',
-        value=render(' value="{v}"', v=value) if value else Safe(""),
-        label=job.label or ("" if job.progress is None else f"{job.progress:.0%}"),
-    )
-
-
-def _first_line(job: JobInfo) -> str:
-    if job.error is None:
-        return ""
-    message = job.error.message.strip().splitlines()
-    text = f"{job.error.type}: {message[0]}" if message else job.error.type
-    return text if len(text) <= 160 else text[:159] + "…"
-
-
-def _state_name(job: JobInfo) -> str:
-    return "delayed" if job.delayed else job.state.value
-
-
-def _when(job: JobInfo, now: float) -> Safe:
-    if job.state is JobState.RESERVED:
-        return render("lease until {t}", t=ago(job.reserved_until, now))
-    if job.state in (JobState.DONE, JobState.FAILED):
-        return render("finished {t}", t=ago(job.finished_at, now))
-    return render("due {t}", t=ago(job.available_at, now))
-
-
-def _watch(job: JobInfo) -> Safe:
-    """Attributes that make the script follow a job that may still change by itself."""
-    if job.state in (JobState.WAITING, JobState.RESERVED):
-        return render(' data-watch="{id}" data-state="{state}"', id=job.id, state=_state_name(job))
-    return Safe("")
-
-
-def _rows(page: Page, jobs: Sequence[JobInfo]) -> Safe:
-    rows = []
-    for job in jobs:
-        rows.append(
-            render(
-                '<tr{watch}><td data-label="Job"><a href="{href}">#{id}</a></td>'
-                '<td data-label="Name"><a href="{href}">{name}</a>'
-                '<span class="desc">{desc}</span></td>'
-                '<td data-label="Queue">{queue}</td><td data-label="Priority">{priority}</td>'
-                '<td data-label="Attempts">{attempts} / {max}</td>'
-                '<td data-label="When">{when}</td><td data-label="Progress">{progress}</td>'
-                '<td data-label="Last error" class="error">{error}</td></tr>',
-                watch=_watch(job),
-                href=url(page.base, f"/jobs/{job.id}"),
-                id=job.id,
-                name=job.name,
-                desc=job.description,
-                queue=job.queue,
-                priority=job.priority,
-                attempts=job.attempts,
-                max=job.max_attempts,
-                when=_when(job, page.now),
-                progress=_progress(job),
-                error=_first_line(job),
-            )
-        )
-    return render(
-        '<div class="table"><table class="cards"><thead><tr><th>Job</th><th>Name</th><th>Queue</th>'
-        "<th>Priority</th><th>Attempts</th><th>When</th><th>Progress</th><th>Last error</th>"
-        "</tr></thead><tbody>{rows}</tbody></table></div>",
-        rows=join(rows),
-    )
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -267,7 +88,7 @@ def overview_page(
     else:
         due = render("<p>The oldest due job has waited <b>{age}</b>.</p>", age=duration(oldest))
 
-    def finished(label: str, span: Any) -> Safe:
+    def finished(label: str, span: Finished) -> Safe:
         rate = span.failure_rate
         return render(
             "<tr><th>{label}</th><td>{done}</td><td>{failed}</td><td>{rate}</td></tr>",
@@ -292,14 +113,14 @@ def overview_page(
     )
     actions = join(
         (
-            _button(
+            parts.button(
                 page,
                 "/run",
                 "Run a batch now",
                 back="",
                 style="primary",
             ),
-            _button(
+            parts.button(
                 page,
                 "/failed/retry",
                 f"Retry all failed ({stats.failed})",
@@ -308,7 +129,7 @@ def overview_page(
             )
             if stats.failed
             else Safe(""),
-            _button(
+            parts.button(
                 page,
                 "/failed/delete",
                 f"Delete all failed ({stats.failed})",
@@ -327,16 +148,16 @@ def overview_page(
         '<div class="columns">{health}{throughput}</div>'
         "<section><h2>Running now</h2>{reserved}</section>"
         "<section><h2>Latest failures</h2>{failed}</section>",
-        flash=_flash(query),
+        flash=parts.flash(query),
         tiles=tiles,
         due=due,
         actions=actions,
         health=_health(page, data, health),
         throughput=throughput,
-        reserved=_rows(page, reserved) if reserved else render("<p>No job is reserved.</p>"),
-        failed=_rows(page, failed) if failed else render("<p>No failed jobs.</p>"),
+        reserved=parts.rows(page, reserved) if reserved else render("<p>No job is reserved.</p>"),
+        failed=parts.rows(page, failed) if failed else render("<p>No failed jobs.</p>"),
     )
-    return _layout(page, "Overview", body, active="overview", refresh=True)
+    return parts.layout(page, "Overview", body, active="overview", refresh=True)
 
 
 def _health(page: Page, data: Overview, health: Health) -> Safe:
@@ -355,13 +176,13 @@ def _health(page: Page, data: Overview, health: Health) -> Safe:
         last_run = render(
             "{when} via {via}: {ran} ran, {ok} succeeded, {retried} retried, {failed} failed "
             "in {elapsed}; stopped by {stopped}",
-            when=ago(_number(run.get("at")), page.now),
+            when=ago(parts.number(run.get("at")), page.now),
             via=run.get("via", "?"),
             ran=run.get("ran", "?"),
             ok=run.get("succeeded", "?"),
             retried=run.get("retried", "?"),
             failed=run.get("failed", "?"),
-            elapsed=duration(_number(run.get("elapsed"))),
+            elapsed=duration(parts.number(run.get("elapsed"))),
             stopped=run.get("stopped_by", "?"),
         )
     sr = data.self_request
@@ -370,7 +191,7 @@ def _health(page: Page, data: Overview, health: Health) -> Safe:
     else:
         self_request = render(
             "{when} to <code>{url}</code>: {result}",
-            when=ago(_number(sr.get("at")), page.now),
+            when=ago(parts.number(sr.get("at")), page.now),
             url=sr.get("url", "?"),
             result="OK (202)" if sr.get("ok") else f"failed ({sr.get('error', 'unknown error')})",
         )
@@ -418,10 +239,6 @@ def _health(page: Page, data: Overview, health: Health) -> Safe:
     )
 
 
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def list_page(
     page: Page,
     *,
@@ -460,9 +277,9 @@ def list_page(
     if state == "failed" and total:
         bulk = join(
             (
-                _button(page, "/failed/retry", "Retry all failed", back=back,
+                parts.button(page, "/failed/retry", "Retry all failed", back=back,
                         confirm="Retry every failed job?"),
-                _button(page, "/failed/delete", "Delete all failed", back=back, style="danger",
+                parts.button(page, "/failed/delete", "Delete all failed", back=back, style="danger",
                         confirm="Delete every failed job? This cannot be undone."),
             )
         )  # fmt: skip
@@ -475,16 +292,16 @@ def list_page(
         '<button type="submit">Filter</button></form>'
         '<section class="actions">{bulk}</section>{table}{paging}',
         label=label,
-        flash=_flash(query),
+        flash=parts.flash(query),
         action=url(page.base, "/jobs"),
         state=state,
         name=name,
         queue=queue,
         bulk=bulk,
-        table=_rows(page, jobs) if jobs else render('<p class="empty">No jobs here.</p>'),
+        table=parts.rows(page, jobs) if jobs else render('<p class="empty">No jobs here.</p>'),
         paging=paging,
     )
-    return _layout(page, f"{label} jobs", body, active=state)
+    return parts.layout(page, f"{label} jobs", body, active=state)
 
 
 def _json(value: object) -> str:
@@ -493,18 +310,18 @@ def _json(value: object) -> str:
 
 def detail_page(page: Page, job: JobInfo, *, query: dict[str, str]) -> str:
     """One job: its actions, facts, arguments, error with traceback, and attempt history."""
-    state = _state_name(job)
+    state = parts.state_name(job)
     back = f"/jobs/{job.id}"
     buttons = []
     if job.state in (JobState.FAILED, JobState.WAITING):
-        buttons.append(_button(page, f"/jobs/{job.id}/retry",
+        buttons.append(parts.button(page, f"/jobs/{job.id}/retry",
                                "Retry" if job.state is JobState.FAILED else "Run soon",
                                back=back, style="primary"))  # fmt: skip
     if job.state is JobState.RESERVED:
-        buttons.append(_button(page, f"/jobs/{job.id}/release", "Release", back=back,
+        buttons.append(parts.button(page, f"/jobs/{job.id}/release", "Release", back=back,
                                confirm="Release this job? If its runner is still alive, the job "
                                "may run twice."))  # fmt: skip
-    buttons.append(_button(page, f"/jobs/{job.id}/delete", "Delete", back="", style="danger",
+    buttons.append(parts.button(page, f"/jobs/{job.id}/delete", "Delete", back="", style="danger",
                            confirm=f"Delete job #{job.id}? This cannot be undone."))  # fmt: skip
     error = Safe("")
     if job.error is not None:
@@ -528,7 +345,7 @@ def detail_page(page: Page, job: JobInfo, *, query: dict[str, str]) -> str:
                     '<td data-label="Outcome">{outcome}</td>'
                     '<td data-label="Error" class="error">{error}</td></tr>',
                     n=entry.get("attempt", "?"),
-                    at=ago(_number(entry.get("at")), page.now),
+                    at=ago(parts.number(entry.get("at")), page.now),
                     outcome=entry.get("outcome", "?"),
                     error=entry.get("error", ""),
                 )
@@ -545,7 +362,7 @@ def detail_page(page: Page, job: JobInfo, *, query: dict[str, str]) -> str:
         ("Due", ago(job.available_at, page.now)),
         ("Lease until", ago(job.reserved_until, page.now)),
         ("Finished", ago(job.finished_at, page.now)),
-        ("Progress", _progress(job) or Safe("—")),
+        ("Progress", parts.progress(job) or Safe("—")),
         ("Unique key", esc(job.unique_key or "—")),
     ]
     body = render(
@@ -561,15 +378,15 @@ def detail_page(page: Page, job: JobInfo, *, query: dict[str, str]) -> str:
         id=job.id,
         name=job.name,
         desc=job.description,
-        flash=_flash(query),
-        watch=_watch(job),
+        flash=parts.flash(query),
+        watch=parts.watch(job),
         buttons=join(buttons),
         facts=join(render("<dt>{k}</dt><dd>{v}</dd>", k=k, v=v) for k, v in facts),
         error=error,
         args=_json({"args": list(job.args), "kwargs": job.kwargs}),
         history=history,
     )
-    return _layout(page, f"Job #{job.id}", body, active=state)
+    return parts.layout(page, f"Job #{job.id}", body, active=state)
 
 
 def message_page(page: Page, title: str, text: str) -> str:
@@ -580,4 +397,4 @@ def message_page(page: Page, title: str, text: str) -> str:
         text=text,
         home=page.base,
     )
-    return _layout(page, title, body)
+    return parts.layout(page, title, body)

@@ -102,7 +102,6 @@ def test_find_a_failed_job_read_its_traceback_and_retry_it(
             f"label = '120 of 200 pages' WHERE id = {running}"
         )
     queue.jobs["shop.noop"].using(delay=3600).dispatch_many([{}, {}])
-    queue.close()
     ARTIFACTS.mkdir(exist_ok=True)
 
     requested: list[str] = []
@@ -131,6 +130,17 @@ def test_find_a_failed_job_read_its_traceback_and_retry_it(
             expect(page.locator('[data-count="reserved"]')).to_have_text("1")
             expect(page.get_by_text("120 of 200 pages")).to_be_visible()
             page.screenshot(path=ARTIFACTS / "admin-overview.png", full_page=True)
+
+            # The runner reports progress; the open page follows it without a reload.
+            page.evaluate("window.notReloaded = true")
+            with queue.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "UPDATE reqrunner_jobs SET progress = 0.9, label = '180 of 200 pages' "
+                    f"WHERE id = {running}"
+                )
+            expect(page.get_by_text("180 of 200 pages")).to_be_visible(timeout=10000)
+            assert page.locator("progress").first.evaluate("bar => bar.value") == 0.9
+            assert page.evaluate("window.notReloaded") is True
 
             page.locator(f'a[href="{ADMIN}/jobs/{failed}"]').first.click()
             expect(page.locator("h1")).to_contain_text(f"Job #{failed}")
@@ -172,6 +182,7 @@ def test_find_a_failed_job_read_its_traceback_and_retry_it(
             context.close()
         finally:
             browser.close()
+            queue.close()
 
     assert dialogs == []
     assert requested and all(url.startswith(base + "/") for url in requested), requested
