@@ -280,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     lister = sub["list"]
     lister.add_argument(
         "--state",
-        choices=["waiting", "delayed", "reserved", "failed", "done"],
-        help="only jobs in this state (waiting includes delayed jobs)",
+        choices=["waiting", "due", "delayed", "reserved", "failed", "done"],
+        help="only jobs in this state (waiting = due + delayed)",
     )
     lister.add_argument("--queue", metavar="Q", help="only jobs of this queue")
     lister.add_argument("--name", metavar="NAME", help="only jobs of this job name")

@@ -34,7 +34,9 @@ def _import_app(spec: str) -> JobQueue:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+        # Only the module named by --app (or a package on its path) missing is the user's typo;
+        # a missing import inside their module is reported as it is.
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
             raise UsageError(
                 f"--app {spec!r}: no module named {exc.name!r} (run from your project's "
                 "directory or set PYTHONPATH)"

@@ -59,7 +59,7 @@ def _failed(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
 def _show(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
     job = queue.get(args.job_id)
     if job is None:
-        return _missing([args.job_id])
+        return _refused(queue, [args.job_id], "show")
     out.job(job)
     return EXIT_OK
 
@@ -69,21 +69,30 @@ def _stats(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _missing(ids: list[int]) -> int:
-    listed = ", ".join(str(i) for i in ids)
-    print(
-        f"reqrunner: error: no job {listed} (it may have finished and been deleted)",
-        file=sys.stderr,
-    )
+_PAST = {"retry": "retried", "delete": "deleted", "release": "released"}
+
+
+def _refused(queue: JobQueue, ids: list[int], verb: str) -> int:
+    """Say why each of ``ids`` was left alone: gone, or in a state ``verb`` does not apply to."""
+    for job_id in ids:
+        job = queue.get(job_id)
+        if job is None:
+            why = f"job {job_id} not found (it may have finished and been deleted)"
+        else:
+            state = "delayed" if job.delayed else job.state.value
+            why = f"job {job_id} is {state}, it cannot be {_PAST.get(verb, verb)}"
+        print(f"reqrunner {verb}: error: {why}", file=sys.stderr)
     return EXIT_FAILURE
 
 
-def _each(ids: list[int], action: Callable[[int], bool], verb: str, out: Output) -> int:
-    missing = [job_id for job_id in ids if not action(job_id)]
-    done = [job_id for job_id in ids if job_id not in missing]
+def _each(
+    queue: JobQueue, ids: list[int], action: Callable[[int], bool], verb: str, out: Output
+) -> int:
+    refused = [job_id for job_id in ids if not action(job_id)]
+    done = [job_id for job_id in ids if job_id not in refused]
     if done:
-        out.line(f"{verb} job(s) {', '.join(str(i) for i in done)}.")
-    return _missing(missing) if missing else EXIT_OK
+        out.line(f"{verb.capitalize()}: job(s) {', '.join(str(i) for i in done)}.")
+    return _refused(queue, refused, verb) if refused else EXIT_OK
 
 
 def _retry(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
@@ -92,7 +101,7 @@ def _retry(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
     if args.all:
         out.line(f"Retrying {queue.retry_failed()} failed job(s).")
         return EXIT_OK
-    return _each(args.job_ids, queue.retry, "Retrying", out)
+    return _each(queue, args.job_ids, queue.retry, "retry", out)
 
 
 def _delete(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
@@ -101,11 +110,11 @@ def _delete(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
     if args.all_failed:
         out.line(f"Deleted {queue.delete_failed()} failed job(s).")
         return EXIT_OK
-    return _each(args.job_ids, queue.delete, "Deleted", out)
+    return _each(queue, args.job_ids, queue.delete, "delete", out)
 
 
 def _release(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
-    return _each(args.job_ids, queue.release, "Released", out)
+    return _each(queue, args.job_ids, queue.release, "release", out)
 
 
 def _prune(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:

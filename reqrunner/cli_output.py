@@ -185,7 +185,7 @@ class Output:
                 table.add_row(*row)
             self._console.print(table)
             return
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
         lines = [headers, *rows]
         for row in lines:
             text = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()

@@ -131,7 +131,7 @@ class Worker:
         self._restart_checked = 0.0
         self._restarting = False
         self._listener: _Listener | None = None
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake_r = self._wake_w = -1
         self._stop_heartbeat = threading.Event()
         self._key = f"{WORKER_PREFIX}{socket.gethostname()[:32]}.{os.getpid()}"
         self._started = time.time()
@@ -167,6 +167,7 @@ class Worker:
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
+        self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
         # A signal handler runs only between bytecodes, so a select() waiting for jobs would not

@@ -193,7 +193,7 @@ def test_retry_delete_and_prune(cli: CLI, app_queue: reqrunner.JobQueue, tmp_pat
     assert app_queue.get(second).state is reqrunner.JobState.FAILED  # type: ignore[union-attr]
 
 
-def test_release_frees_a_stuck_reservation(cli: CLI, cli_url: str):
+def test_release_frees_a_stuck_reservation(cli: CLI, cli_url: str, tmp_path: Path):
     # A runner in this process holds the job (blocked inside it) while the CLI releases it.
     q = reqrunner.JobQueue(cli_url)
     entered, leave = threading.Event(), threading.Event()
@@ -209,27 +209,26 @@ def test_release_frees_a_stuck_reservation(cli: CLI, cli_url: str):
     try:
         assert entered.wait(10)
         assert q.get(job_id).state is reqrunner.JobState.RESERVED  # type: ignore[union-attr]
-        result = cli("release", str(job_id), app=False, timeout=30)
+        # No app: --db alone is enough for the management verbs (the env's database is unused).
+        elsewhere = CLI(f"sqlite:///{tmp_path}/unused.sqlite3")
+        result = elsewhere("--db", cli_url, "release", str(job_id), app=False, timeout=30)
         assert result.returncode == 0, result.stderr
         assert q.get(job_id).state is reqrunner.JobState.WAITING  # type: ignore[union-attr]
+        again = cli("release", str(job_id), app=False, timeout=30)
+        assert again.returncode == 1
+        assert not (tmp_path / "unused.sqlite3").exists()
+        assert again.stderr == (
+            f"reqrunner release: error: job {job_id} is waiting, it cannot be released\n"
+        )
     finally:
         leave.set()
         runner.join()
         q.close()
 
 
-def test_management_verbs_work_with_db_alone(cli_url: str, tmp_path: Path):
-    q = build_queue(cli_url)
-    job_id = q.jobs["cli.stamp"].dispatch(str(tmp_path / "a"))
-    cli = CLI(str(tmp_path / "unused.sqlite3"))  # the env database is not the one used
-    result = cli("--db", cli_url, "list", "--json", app=False)
-    assert result.returncode == 0, result.stderr
-    assert [j["id"] for j in json.loads(result.stdout)] == [job_id]
-    q.close()
-
-
 @pytest.mark.parametrize("attr", ["queue", "pinned"])
-def test_db_overrides_the_apps_database(cli_url: str, tmp_path: Path, attr: str):
+def test_db_overrides_the_apps_database(pg_cli_url: str, tmp_path: Path, attr: str):
+    cli_url = pg_cli_url
     q = build_queue(cli_url)
     q.jobs["cli.stamp"].dispatch(str(tmp_path / "ran.txt"))
     other = tmp_path / "other.sqlite3"
