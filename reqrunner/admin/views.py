@@ -87,6 +87,13 @@ def overview_page(
         )
     else:
         due = render("<p>The oldest due job has waited <b>{age}</b>.</p>", age=duration(oldest))
+    if health.run_rate <= 0 and not data.workers and stats.waiting + stats.delayed:
+        due = render(
+            '{due}<p class="flash warn" role="alert">Page views do not run jobs here '
+            "(<code>run_rate=0</code>) and no worker has reported in the last 35 s: unless a "
+            "cron line runs <code>reqrunner run</code>, these jobs wait.</p>",
+            due=due,
+        )
 
     def finished(label: str, span: Finished) -> Safe:
         rate = span.failure_rate
@@ -224,7 +231,7 @@ def _health(page: Page, data: Overview, health: Health) -> Safe:
         "<dt>Batch limits</dt><dd>{jobs} jobs, {time}</dd>"
         "<dt>Last in-request run</dt><dd>{last_run}</dd>"
         "<dt>Last self-request</dt><dd>{self_request}</dd>"
-        "<dt>Circuit breaker</dt><dd>{breaker}</dd>"
+        "<dt>Circuit breaker (this process)</dt><dd>{breaker}</dd>"
         '<dt>Workers seen</dt><dd><ul class="plain">{workers}</ul></dd>'
         "<dt>Database</dt><dd><code>{db}</code></dd></dl></section>",
         mode=mode,
@@ -315,7 +322,7 @@ def detail_page(page: Page, job: JobInfo, *, query: dict[str, str]) -> str:
     buttons = []
     if job.state in (JobState.FAILED, JobState.WAITING):
         buttons.append(parts.button(page, f"/jobs/{job.id}/retry",
-                               "Retry" if job.state is JobState.FAILED else "Run soon",
+                               "Retry" if job.state is JobState.FAILED else "Make due now",
                                back=back, style="primary"))  # fmt: skip
     if job.state is JobState.RESERVED:
         buttons.append(parts.button(page, f"/jobs/{job.id}/release", "Release", back=back,
