@@ -3,7 +3,12 @@ through the real console script, on SQLite and PostgreSQL, checked against the s
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -14,7 +19,7 @@ import pytest
 import reqrunner
 from reqrunner.cli import main
 from tests.cli.app_for_cli import build_queue
-from tests.cli.conftest import APP, CLI, ROOT, cli_env
+from tests.cli.conftest import APP, CLI, ROOT, SCRIPT, cli_env
 
 
 def test_run_runs_due_jobs_and_reports(cli: CLI, app_queue: reqrunner.JobQueue, tmp_path: Path):
@@ -262,3 +267,33 @@ def test_every_verb_has_help_with_examples(capsys: pytest.CaptureFixture[str]):
         text = capsys.readouterr().out
         assert text.startswith(f"usage: reqrunner {verb}")
         assert "example" in text, verb
+
+
+def test_a_terminal_gets_a_progress_bar_and_tables(sqlite_cli_url: str, tmp_path: Path):
+    q = build_queue(sqlite_cli_url)
+    for _ in range(2):
+        q.jobs["cli.sleeps"].dispatch(str(tmp_path / "x"), 0.4)
+    controller, terminal = pty.openpty()
+    command = [*SCRIPT, "--app", APP, "run", ";", *SCRIPT, "--app", APP, "list"]
+    shell = " ".join(shlex.quote(part) if part != ";" else part for part in command)
+    proc = subprocess.Popen(
+        ["sh", "-c", shell],
+        env=cli_env(sqlite_cli_url, COLUMNS="120", TERM="xterm"),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once every writer has closed the terminal
+        while chunk := os.read(controller, 65536):
+            seen += chunk
+    os.close(controller)
+    assert proc.wait(timeout=60) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode("utf-8", "replace"))
+    assert "running" in text and "/2" in text  # the bar: jobs done out of due
+    assert "cli.sleeps started" in text  # its caption: the current job
+    assert "Ran 2 job(s)" in text
+    assert "┃ ID" in text  # list: a rich table
+    q.close()
