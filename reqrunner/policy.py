@@ -109,6 +109,7 @@ class RunPolicy:
         self._lock = threading.Lock()
         self._due: bool | None = None
         self._due_at = 0.0
+        self._generation = 0
         queue.on_dispatch(self.invalidate)
 
     def roll(self) -> bool:
@@ -133,22 +134,30 @@ class RunPolicy:
         A failing query is logged and answers ``False`` for the cache period, so a database
         that is down costs one error line per second, not one per request.
         """
-        cached = self.cached_due()
-        if cached is not None:
-            return cached
+        with self._lock:
+            if self._due is not None and self._clock() - self._due_at < self._cache_seconds:
+                return self._due
+            generation = self._generation
         try:
             due = bool(self._queue.has_due())
         except Exception:
             logger.exception("reqrunner could not check for due jobs; serving pages without")
             due = False
         with self._lock:
-            self._due, self._due_at = due, self._clock()
+            # A dispatch that landed while the query ran may not be in its answer: keep that
+            # answer out of the cache (a stale "nothing due" would hide the new job), and say
+            # "due" — at worst a run starts and finds nothing.
+            if generation == self._generation:
+                self._due, self._due_at = due, self._clock()
+            else:
+                due = True
         return due
 
     def invalidate(self) -> None:
         """Forget the cached answer (after a local dispatch, or after a run drained the queue)."""
         with self._lock:
             self._due = None
+            self._generation += 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -70,15 +70,11 @@ def run_url(*, self_url: str | None, scheme: str, host: str, root_path: str, pat
     return f"{scheme}://{host}{root_path}{path}/run"
 
 
-def post_run(url: str, token: str, *, client: httpx.Client | None = None) -> str | None:
+def post_run(url: str, token: str, *, client: httpx.Client) -> str | None:
     """POST the token to the run endpoint; ``None`` on ``202``, else why it failed (blocking)."""
     timeout = httpx.Timeout(RESPONSE_TIMEOUT, connect=CONNECT_TIMEOUT)
     try:
-        if client is None:
-            with httpx.Client(timeout=timeout, trust_env=False) as own:
-                response = own.post(url, data={"token": token})
-        else:
-            response = client.post(url, data={"token": token}, timeout=timeout)
+        response = client.post(url, data={"token": token}, timeout=timeout)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc or 'no detail'}"
     if response.status_code != 202:

@@ -197,3 +197,19 @@ def jobs_queue(sqlite_url: str) -> Iterator[reqrunner.JobQueue]:
 
     yield queue
     queue.close()
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures() -> list[str]:
+    """Lines of measured figures, printed at the end of the run."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _FIGURES:
+        terminalreporter.section("reqrunner middleware figures (ms)")
+        for line in sorted(_FIGURES):
+            terminalreporter.write_line(line)

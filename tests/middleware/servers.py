@@ -89,6 +89,11 @@ def serve(
                 raise RuntimeError(f"{kind} did not come up:\n{log.read_text()}")
             time.sleep(0.05)
         yield server
+    except BaseException:
+        stop(process)
+        # Shown by pytest with the failure: what the server said is usually the explanation.
+        print(f"--- {kind} log ---\n{log.read_text()}")
+        raise
     finally:
         stop(process)
 

@@ -199,3 +199,29 @@ def test_second_lease_slot_with_two_concurrent_runs(
     jobs_queue.dispatch("noop")
     driver.request("GET", "/html")
     assert waiting(jobs_queue) == 0
+
+
+def test_a_dispatch_during_the_due_query_is_not_hidden_by_its_answer() -> None:
+    policy: RunPolicy
+
+    class RacingQueue:
+        """Answers "nothing due", but a dispatch lands while it is answering."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def has_due(self) -> bool:
+            self.calls += 1
+            if self.calls == 1:
+                policy.invalidate()  # what queue.on_dispatch does from another thread
+            return False
+
+        def on_dispatch(self, callback: object) -> None:
+            pass
+
+    queue = RacingQueue()
+    policy = RunPolicy(queue, run_rate=1.0)
+    assert policy.jobs_due() is True
+    assert policy.cached_due() is None  # the racing answer was not cached
+    assert policy.jobs_due() is False
+    assert queue.calls == 2

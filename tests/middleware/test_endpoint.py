@@ -13,7 +13,7 @@ from reqrunner.http import Request
 from reqrunner.signing import Signer
 from reqrunner.wsgi import WSGIMiddleware
 
-from .conftest import Driver, inner_asgi
+from .conftest import HTML, Driver, inner_asgi
 
 SECRET = "a-site-secret"
 
@@ -136,20 +136,21 @@ def test_secret_defaults_to_the_sites_stored_secret(
     assert jobs_queue.stats().waiting == 0
 
 
-def test_admin_hook_receives_its_paths(driver: Driver, jobs_queue: reqrunner.JobQueue) -> None:
+def test_admin_paths_go_to_the_admin(driver: Driver, jobs_queue: reqrunner.JobQueue) -> None:
     seen: list[Request] = []
 
-    def admin(request: Request) -> bool:
-        # The access check sees every admin request, with its path below the mount point.
+    def allow(request: Request) -> bool:
         seen.append(request)
-        return True
+        return request.headers.get("x-staff") == "yes"
 
-    driver.wrap(jobs_queue, admin=admin, path="/jobs", run_rate=0)
-    result = driver.request("GET", "/jobs/admin/jobs")
-    assert result.status == 200 and b"Waiting jobs" in result.body
-    assert [(r.method, r.path, r.root_path) for r in seen] == [("GET", "/admin/jobs", "/jobs")]
+    driver.wrap(jobs_queue, admin=allow, path="/jobs", run_rate=0)
+    assert driver.request("GET", "/jobs/admin").status == 403
+    page = driver.request("GET", "/jobs/admin", {"X-Staff": "yes"})
+    assert page.status == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert [(r.method, r.path, r.root_path) for r in seen] == [("GET", "/admin", "/jobs")] * 2
     assert driver.request("GET", "/jobs/administrator").status == 404
-    assert driver.request("GET", "/_reqrunner/admin").status == 200  # not ours: the app's page
+    assert driver.request("GET", "/_reqrunner/admin").body == HTML  # not ours: the app's page
 
 
 def test_trigger_script_is_served(driver: Driver, jobs_queue: reqrunner.JobQueue) -> None:
