@@ -43,6 +43,8 @@ HEARTBEAT_EVERY = 10.0
 """Seconds between a worker's heartbeats (from its own thread, so long jobs don't hide it)."""
 SEEN_WITHIN = 35.0
 """A worker whose last heartbeat is older than this is not listed as seen."""
+MIN_WAIT = 0.05
+"""Seconds an idle worker waits at least before looking again (no busy loop on a race)."""
 RESTART_CHECK_EVERY = 1.0
 """Seconds between looks at the restart key while jobs keep coming (one small query each)."""
 
@@ -202,6 +204,8 @@ class Worker:
             if self._restart_requested():
                 return "restart requested"
             max_jobs = self.limits.max_jobs
+            if max_jobs is not None and ran >= max_jobs:
+                return "max_jobs reached"
             max_time = self.limits.max_time
             if max_time is not None:
                 max_time -= time.time() - self._started
@@ -230,7 +234,9 @@ class Worker:
                 log.warning("job database unavailable, retrying in %.0fs: %s", self.sleep, exc)
                 due_in = None
                 self._close_listener()
-            timeout = self.sleep if due_in is None else min(self.sleep, due_in)
+            # A job due now that this run did not get was taken by another worker, or is locked
+            # by one for a moment: a short pause, not a spin.
+            timeout = self.sleep if due_in is None else min(self.sleep, max(due_in, MIN_WAIT))
             if max_time is not None:
                 timeout = min(timeout, max_time)
             self._wait(timeout)

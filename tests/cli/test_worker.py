@@ -176,3 +176,21 @@ def test_limits_make_the_worker_exit_cleanly(
     assert ran.count("start") == ran.count("end") >= 1  # it stopped between jobs
     assert q.stats().waiting == 3 - ran.count("end") >= 1  # the 30 s job never started
     q.close()
+
+
+def test_an_idle_worker_wakes_when_a_delayed_job_comes_due(
+    sqlite_cli_url: str, processes: Track, tmp_path: Path
+):
+    cli, q = CLI(sqlite_cli_url), build_queue(sqlite_cli_url)
+    out = tmp_path / "stamps.txt"
+    job_id = q.jobs["cli.stamp"].using(delay=2.5).dispatch(str(out))
+    due = q.get(job_id).available_at.timestamp()  # type: ignore[union-attr]
+    # --sleep 30: only the worker's knowledge of the due time can explain a run near it.
+    proc = processes(cli.start("work", "--sleep", "30"))
+    wait_for(lambda: lines(out) != [])
+    late = float(lines(out)[0].split()[0]) - due
+    print(f"delayed job ran {late * 1000:.1f} ms after its due time")
+    assert 0 <= late < 0.2
+    code, err = stop(proc)
+    assert code == 0, err
+    q.close()
