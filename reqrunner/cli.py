@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from rich.logging import RichHandler
 
+from . import __version__
 from .cli_app import EXIT_USAGE, UsageError
 from .cli_commands import run_command
 from .cli_output import stderr_console
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common_options(parser, suppress=False)
+    parser.add_argument("--version", action="version", version=f"reqrunner {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
     sub: dict[str, argparse.ArgumentParser] = {}

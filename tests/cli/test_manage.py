@@ -260,6 +260,9 @@ def test_every_verb_has_help_with_examples(capsys: pytest.CaptureFixture[str]):
     assert exited.value.code == 0
     overview = capsys.readouterr().out
     assert all(verb in overview for verb in verbs)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out == f"reqrunner {reqrunner.__version__}\n"
     for verb in verbs:
         with pytest.raises(SystemExit) as exited:
             main([verb, "--help"])
