@@ -61,7 +61,8 @@ def search(request: Request) -> Response:
 
 
 def activity(request: Request) -> Response:
-    return _response(views.activity(server=SERVER))
+    watch = request.query_params.get("watch") == "1"
+    return _response(views.activity(server=SERVER, watch=watch))
 
 
 def email(request: Request) -> Response:

@@ -47,7 +47,7 @@ def current_mode() -> Mode:
     return next((mode for mode in MODES if mode == chosen), "auto")
 
 
-def _layout(title: str, body: str, *, server: str) -> Reply:
+def _layout(title: str, body: str, *, server: str, head: str = "") -> Reply:
     mode = current_mode()
     nav = (
         '<a href="/">Main Page</a><a href="/pages">All pages</a>'
@@ -62,7 +62,7 @@ def _layout(title: str, body: str, *, server: str) -> Reply:
     )
     return Reply(
         body=f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)} – demo "
-        f"wiki</title><style>{_STYLE}</style></head><body><nav>{nav}</nav>"
+        f"wiki</title><style>{_STYLE}</style>{head}</head><body><nav>{nav}</nav>"
         f"<h1>{escape(title)}</h1>{body}<footer>{footer}</footer></body></html>"
     )
 
@@ -169,8 +169,9 @@ def _last_run() -> str:
     )
 
 
-def activity(*, server: str) -> Reply:
+def activity(*, server: str, watch: bool = False) -> Reply:
     stats = queue.stats()
+    pending = stats.waiting + stats.delayed + stats.reserved
     counts = " · ".join(
         f'{name} <b id="count-{name}">{getattr(stats, name)}</b>'
         for name in ("waiting", "delayed", "reserved", "failed", "done")
@@ -189,15 +190,18 @@ def activity(*, server: str) -> Reply:
         for e in emails
     )
     body = (
-        "<p>Jobs are run after page views like this one: reload, or browse a few pages, and "
-        f"watch them move.</p><p>{counts}</p>{_last_run()}"
+        "<p>Jobs are run after page views like this one: reload, browse a few pages, or "
+        '<a href="/activity?watch=1">let this page reload itself</a> while jobs are pending, '
+        f"and watch them move.</p><p>{counts}</p>{_last_run()}"
         "<table><tr><th>id</th><th>job</th><th>arguments</th><th>state</th><th>progress</th>"
         f"<th>attempts</th></tr>{rows}</table>"
         f'<h2>Outbox (<span id="outbox-count">{len(emails)}</span>)</h2>'
         f"<p>Notification emails are written to {escape(str(outbox.path))}, not sent.</p>"
         f"<ul>{mail}</ul>"
     )
-    return _layout("Activity", body, server=server)
+    # Each reload is a page view, so a watching page also drives the queue until it is empty.
+    refresh = '<meta http-equiv="refresh" content="2">' if watch and pending else ""
+    return _layout("Activity", body, server=server, head=refresh)
 
 
 def email(name: str, *, server: str) -> Reply:

@@ -53,7 +53,8 @@ def create_app(**options: Any) -> Flask:
 
     @app.get("/activity")
     def activity() -> Response:
-        return _response(views.activity(server=SERVER))
+        watch = request.args.get("watch") == "1"
+        return _response(views.activity(server=SERVER, watch=watch))
 
     @app.get("/outbox/<name>")
     def email(name: str) -> Response:

@@ -113,3 +113,23 @@ def test_template_edit_refreshes_pages_as_the_visitor_browses(
         expect(page.locator("#hits")).to_contain_text(f"{USERS_OF_BODY + 1} pages match")
     finally:
         page.close()
+
+
+def test_watching_activity_page_reloads_until_the_queue_is_empty(
+    browser: Browser, demo: Running
+) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(f"{demo.url}/edit/Template:Body")
+        page.fill("textarea[name=source]", "Watched.")
+        page.click("form button")
+        expect(page.locator("#saved")).to_contain_text(f"{USERS_OF_BODY} refreshes")
+
+        # One navigation by the visitor; from here the page's own reloads are the page views.
+        page.goto(f"{demo.url}/activity?watch=1")
+        done = page.locator('tr.job[data-name="wiki.refresh_links"][data-state="done"]')
+        expect(done).to_have_count(USERS_OF_BODY, timeout=30_000)
+        expect(page.locator("#count-waiting")).to_have_text("0")
+        expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(0)
+    finally:
+        page.close()

@@ -7,7 +7,6 @@ through the recipe's wrapping: a job nobody runs, or that the server does not kn
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -113,8 +112,8 @@ def test_recipe_runs_a_job_after_a_page_view(
                 assert page.status_code == 200
                 assert page.headers["content-type"].startswith("text/html")
 
+            # Only a successful run removes a job (a failed or unknown one is kept for a retry
+            # or as failed), and nothing else here deletes jobs.
             wait_for(lambda: queue.stats().total == 0, 10, "the job to run")
-            last_run = json.loads(queue.get_meta("reqrunner.health.last_run") or "{}")
-            assert (last_run["ran"], last_run["succeeded"]) == (1, 1), server.output()
         finally:
             queue.close()
