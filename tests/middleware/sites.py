@@ -6,7 +6,7 @@ the same site the test describes:
     RR_DB          job database URL                       RR_MODE   sync | async | js | auto
     RR_STAMPS      file the ``stamp`` job appends to       RR_RATE   run_rate (default 1)
     RR_SELF_URL    self_url option (default none)          RR_CONC   max_concurrent_runs
-    RR_SECRET      secret option
+    RR_SECRET      secret option                           RR_BARE   1: the app unwrapped
 
 Pages: ``/page`` (HTML with Content-Length), ``/dispatch?n=&seconds=`` (dispatches ``stamp`` jobs
 and answers HTML; on WSGI from a generator without Content-Length, the hard case),
@@ -80,8 +80,8 @@ def _dispatch(queue: reqrunner.JobQueue, query: dict[str, list[str]]) -> None:
         queue.dispatch("stamp", f"{prefix}{i}", seconds)
 
 
-def make_asgi() -> ASGIMiddleware:
-    """A Starlette site wrapped in :class:`ASGIMiddleware`."""
+def make_asgi() -> Any:
+    """A Starlette site wrapped in :class:`ASGIMiddleware` (unless ``RR_BARE=1``)."""
     queue = _queue()
 
     async def page(request: Request) -> Response:
@@ -106,11 +106,13 @@ def make_asgi() -> ASGIMiddleware:
             Route("/health", health),
         ]
     )
+    if os.environ.get("RR_BARE") == "1":
+        return app
     return ASGIMiddleware(app, queue, **_options())
 
 
-def make_wsgi() -> WSGIMiddleware:
-    """A plain WSGI site wrapped in :class:`WSGIMiddleware`."""
+def make_wsgi() -> Any:
+    """A plain WSGI site wrapped in :class:`WSGIMiddleware` (unless ``RR_BARE=1``)."""
     queue = _queue()
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -133,6 +135,8 @@ def make_wsgi() -> WSGIMiddleware:
         )
         return [PAGE]
 
+    if os.environ.get("RR_BARE") == "1":
+        return app
     return WSGIMiddleware(app, queue, **_options())
 
 
@@ -144,11 +148,11 @@ def _generated(start_response: Any) -> Iterable[bytes]:
     yield PAGE[40:]
 
 
-def asgi_app() -> ASGIMiddleware:
+def asgi_app() -> Any:
     """Factory for ``uvicorn --factory``."""
     return make_asgi()
 
 
-def wsgi_app() -> WSGIMiddleware:
+def wsgi_app() -> Any:
     """Factory for gunicorn (``sites:wsgi_app()``) and ``waitress-serve --call``."""
     return make_wsgi()

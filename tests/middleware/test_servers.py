@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -20,6 +22,7 @@ import httpx
 import pytest
 
 import reqrunner
+from reqrunner import JobState
 from reqrunner.database import resolve_engine
 from reqrunner.signing import Signer
 
@@ -236,3 +239,26 @@ def test_run_endpoint_on_a_real_server(tmp_path: Path) -> None:
         response = httpx.post(run, data={"token": good})
         assert response.status_code == 202
         wait_for(lambda: read_stamps(env["RR_STAMPS"]), 15, "the endpoint's run")
+
+
+def test_gunicorn_shutdown_finishes_the_current_job_and_starts_no_other(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    env = settings(tmp_path, db, RR_MODE="sync")
+    with serve("gunicorn", tmp_path, **env) as server:
+        # One page view dispatches two 1.5 s jobs and starts their run in a background thread.
+        httpx.get(f"{server.url}/dispatch?n=2&seconds=1.5&key=sd")
+        time.sleep(0.3)
+        os.kill(server.process.pid, signal.SIGTERM)
+        stopping = time.monotonic()
+        server.process.wait(15)
+        took = time.monotonic() - stopping
+    # The job under way finished (a daemon thread alone would have died with the worker) ...
+    assert [s["key"] for s in read_stamps(env["RR_STAMPS"])] == ["sd0"]
+    # ... the next one was left for later, and the worker exited well inside gunicorn's
+    # graceful timeout (5 s here) instead of running the whole batch.
+    queue = reqrunner.JobQueue(db)
+    try:
+        assert [(j.state, j.attempts) for j in queue.list_jobs()] == [(JobState.WAITING, 0)]
+    finally:
+        queue.close()
+    assert took < 4.0

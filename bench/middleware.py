@@ -1,0 +1,118 @@
+"""What the middleware costs a site, and what each mode costs a triggering page view.
+
+1. Overhead: requests/s of the same HTML page, bare and wrapped (``run_rate=0.01``, nothing
+   due, ``mode="auto"``), on uvicorn and gunicorn (sync worker), one process each, loaded with
+   ``wrk`` (Debian's package) for a few seconds. Bare and wrapped alternate round by round in
+   one run so that the noise of a shared machine falls on both; medians and their ratio.
+2. Modes (the figures behind ``auto``): on uvicorn, gunicorn (sync) and waitress, in ``sync``
+   and ``async`` mode, a page view that dispatches a no-op job and triggers its run: the page's
+   time to last byte next to the same page with nothing due, and how long after the visitor's
+   last byte the job started. Medians of repeated page views.
+
+    python bench/middleware.py [--seconds 5] [--rounds 3] [--views 15] [--only overhead|modes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.middleware.servers import serve, ttlb  # noqa: E402
+from tests.middleware.sites import read_stamps  # noqa: E402
+
+_REQUESTS = re.compile(r"Requests/sec:\s+([\d.]+)")
+
+
+def wrk(url: str, seconds: int) -> float:
+    """Requests per second ``wrk`` sustains against ``url`` (2 threads, 16 connections)."""
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    match = _REQUESTS.search(out)
+    if match is None:
+        raise RuntimeError(f"wrk printed no rate:\n{out}")
+    return float(match.group(1))
+
+
+def overhead(seconds: int, rounds: int) -> None:
+    print(f"\n== overhead: requests/s of /page, bare vs wrapped (run_rate 0.01, nothing due), "
+          f"{rounds} rounds of {seconds:g} s, medians")  # fmt: skip
+    for kind in ("uvicorn", "gunicorn"):
+        rates: dict[str, list[float]] = {"bare": [], "wrapped": []}
+        with tempfile.TemporaryDirectory() as tmp:
+            base = {"RR_DB": f"sqlite:///{tmp}/jobs.sqlite3", "RR_STAMPS": f"{tmp}/stamps"}
+            with (
+                serve(kind, Path(tmp), RR_BARE="1", **base) as bare,
+                serve(kind, Path(tmp), RR_RATE="0.01", RR_MODE="auto", **base) as wrapped,
+            ):
+                for server in (bare, wrapped):
+                    wrk(f"{server.url}/page", 1)  # warm up: imports, first connections
+                for _ in range(rounds):
+                    for name, server in (("bare", bare), ("wrapped", wrapped)):
+                        rates[name].append(wrk(f"{server.url}/page", seconds))
+        b, w = statistics.median(rates["bare"]), statistics.median(rates["wrapped"])
+        print(f"{kind:9} bare {b:8.0f} req/s   wrapped {w:8.0f} req/s   ratio {w / b:.3f}"
+              f"   (bare {min(rates['bare']):.0f}-{max(rates['bare']):.0f},"
+              f" wrapped {min(rates['wrapped']):.0f}-{max(rates['wrapped']):.0f})")  # fmt: skip
+
+
+def modes(views: int) -> None:
+    print(f"\n== modes: a page view that dispatches a no-op job and triggers its run; "
+          f"medians of {views} views, ms")  # fmt: skip
+    for kind in ("uvicorn", "gunicorn", "waitress"):
+        for mode in ("sync", "async"):
+            with tempfile.TemporaryDirectory() as tmp:
+                stamps = Path(tmp) / "stamps"
+                env = {"RR_DB": f"sqlite:///{tmp}/jobs.sqlite3", "RR_STAMPS": str(stamps)}
+                with serve(kind, Path(tmp), RR_MODE=mode, **env) as server, httpx.Client() as c:
+                    quiet, loud, start_after = [], [], []
+                    for i in range(views):
+                        quiet.append(ttlb(c, f"{server.url}/dispatch?n=0")[0])
+                        took, _ = ttlb(c, f"{server.url}/dispatch?n=1&key=v{i}&seconds=0")
+                        received = time.time()
+                        loud.append(took)
+                        deadline = time.monotonic() + 10
+                        while len(read_stamps(stamps)) <= i:
+                            if time.monotonic() > deadline:
+                                raise RuntimeError(f"{kind} {mode}: job {i} did not run")
+                            time.sleep(0.002)
+                        start_after.append(read_stamps(stamps)[i]["start"] - received)
+                        time.sleep(0.05)  # let the run finish and release its lease
+            print(f"{kind:9} {mode:5}  nothing due {statistics.median(quiet) * 1000:6.1f}"
+                  f"  triggering {statistics.median(loud) * 1000:6.1f}"
+                  f"  job started {statistics.median(start_after) * 1000:+7.1f} after the last"
+                  f" byte (max {max(start_after) * 1000:+.1f})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--views", type=int, default=15)
+    parser.add_argument("--only", choices=["overhead", "modes"])
+    args = parser.parse_args()
+    if args.only != "modes":
+        if shutil.which("wrk") is None:
+            sys.exit("the overhead benchmark needs wrk: apt-get install wrk")
+        overhead(args.seconds, args.rounds)
+    if args.only != "overhead":
+        modes(args.views)
+
+
+if __name__ == "__main__":
+    main()
