@@ -181,6 +181,7 @@ class _Exchange:
         self._headers: list[tuple[str, str]] = []
         self._held: list[bytes] = []
         self._held_size = 0
+        self._complete = False
         self._tag = b""
 
     def start_response(
@@ -236,9 +237,9 @@ class _Exchange:
                 self._held.append(chunk)
                 self._held_size += len(chunk)
                 if self._held_size > MAX_INJECT_BYTES:
-                    # Too big to hold: send it as the app made it. A page that was to trigger
-                    # still does (from close(), in a thread), just without Content-Length.
-                    self.plan = "direct" if self.plan == "buffer" else "pass"
+                    # Too big to hold: send it as the app made it, and leave the run to a later
+                    # page, since a triggering response must carry a Content-Length.
+                    self.plan = "pass"
                     self._start_response(self._status, self._headers)
                     yield b"".join(self._held)
                     self._held.clear()
@@ -252,6 +253,7 @@ class _Exchange:
             headers = [(k, v) for k, v in self._headers if k.lower() != "content-length"]
             self._start_response(self._status, [*headers, ("Content-Length", str(len(body)))])
             yield body
+        self._complete = True
 
     def close(self) -> None:
         try:
@@ -259,7 +261,9 @@ class _Exchange:
             if close is not None:
                 close()
         finally:
-            if self.plan in ("direct", "buffer"):
+            # Only after a response that went out whole: an app that raised mid-body is
+            # having a bad moment, and a run would only add to it.
+            if self._complete and self.plan in ("direct", "buffer"):
                 self._core.in_background(
                     lambda: self._core.after_response(self._mode, _origin(self._environ))
                 )

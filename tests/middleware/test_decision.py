@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+import threading
 
+import anyio
 import pytest
 
 import reqrunner
+from reqrunner.asgi import ASGIMiddleware
 from reqrunner.policy import PageView, RunPolicy
 
-from .conftest import HTML, Driver
+from .conftest import HTML, STREAM, Driver
 
 
 def waiting(queue: reqrunner.JobQueue) -> int:
@@ -225,3 +228,69 @@ def test_a_dispatch_during_the_due_query_is_not_hidden_by_its_answer() -> None:
     assert policy.cached_due() is None  # the racing answer was not cached
     assert policy.jobs_due() is False
     assert queue.calls == 2
+
+
+@pytest.mark.parametrize("kind", ["lifespan", "websocket"])
+def test_other_scopes_pass_through_untouched(jobs_queue: reqrunner.JobQueue, kind: str) -> None:
+    seen: list[tuple[object, object, object]] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        seen.append((scope, receive, send))
+
+    async def receive() -> dict[str, str]:
+        return {"type": f"{kind}.disconnect"}
+
+    async def send(message: object) -> None:
+        pass
+
+    middleware = ASGIMiddleware(app, jobs_queue)
+    scope = {"type": kind, "path": "/_reqrunner/run", "headers": []}
+    anyio.run(middleware, scope, receive, send)
+    assert seen == [(scope, receive, send)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "js"])
+def test_no_database_call_on_the_event_loop(
+    jobs_queue: reqrunner.JobQueue, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    threads: list[str] = []
+    real_has_due = jobs_queue.has_due
+    real_secret = type(jobs_queue).secret
+
+    def has_due(*args: object) -> bool:
+        threads.append(threading.current_thread().name)
+        return real_has_due()
+
+    def secret(queue: reqrunner.JobQueue) -> str:
+        threads.append(threading.current_thread().name)
+        return str(real_secret.__get__(queue))
+
+    monkeypatch.setattr(jobs_queue, "has_due", has_due)
+    monkeypatch.setattr(type(jobs_queue), "secret", property(secret))
+    monkeypatch.delenv("REQRUNNER_SECRET", raising=False)
+    # self_url: a closed port, so that async mode falls back at once.
+    driver = Driver("asgi").wrap(jobs_queue, mode=mode, self_url="http://127.0.0.1:9")
+    jobs_queue.dispatch("noop")
+    for _ in range(3):
+        driver.request("GET", "/html")
+    driver.request("POST", "/_reqrunner/run", *form_fields("token=1.x"))
+    assert len(threads) >= 2, "the due check and the secret were never asked for"
+    # anyio.run drives the loop in this (the main) thread; the queries ran in worker threads.
+    assert "MainThread" not in threads
+
+
+def form_fields(body: str) -> tuple[dict[str, str], bytes]:
+    return {"Content-Type": "application/x-www-form-urlencoded"}, body.encode()
+
+
+def test_a_triggering_streamed_wsgi_page_gets_a_content_length(
+    jobs_queue: reqrunner.JobQueue,
+) -> None:
+    driver = Driver("wsgi").wrap(jobs_queue, mode="sync")
+    jobs_queue.dispatch("noop")
+    result = driver.request("GET", "/stream")
+    assert result.body == b"".join(STREAM)
+    assert result.headers["content-length"] == str(len(result.body))
+    assert waiting(jobs_queue) == 0
+    # With nothing due the same page is passed on as the app made it.
+    assert "content-length" not in driver.request("GET", "/stream").headers
