@@ -46,7 +46,7 @@ MESSAGES: dict[str, str] = {
     "not-released": "Job #{job} was not released: it is no longer reserved.",
     "retried-all": "{n} failed job(s) will run again.",
     "deleted-all": "{n} failed job(s) were deleted.",
-    "run-started": "A run started; it stops after {n} job(s) or when nothing is due.",
+    "run-started": "A run starts now within the batch limits, unless one is already going.",
 }
 """Flash messages after an action, by code: the redirect carries only the code and numbers, so
 a link cannot make the page say anything else."""

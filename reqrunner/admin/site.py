@@ -285,7 +285,7 @@ class AdminSite:
             flash = {"done": "deleted-all", "n": queue.delete_failed()}
         elif path == "/run":
             after = self._run_now
-            flash = {"done": "run-started", "n": self._core.limits.max_jobs or "all"}
+            flash = {"done": "run-started"}
         else:
             return _response(404, b"Not Found", "text/plain; charset=utf-8")
         # Back to where the button was, keeping that list's filter and page; the outcome rides
