@@ -86,6 +86,19 @@ def test_basic_auth_refuses_every_route_without_the_password(
     assert info is not None and info.state is reqrunner.JobState.FAILED
 
 
+def test_a_refusing_check_closes_every_route(site: Site) -> None:
+    failed = _fail(site.queue)
+    with site.client(lambda request: False, auth=None) as client:
+        token_page = client.get(ADMIN)
+        assert token_page.status_code == 403 and "csrf" not in token_page.text
+        for method, path in ROUTES:
+            response = client.request(method, ADMIN + path, data={"csrf": "x"})
+            assert response.status_code == 403, path
+    join_runs()
+    info = site.queue.get(failed)
+    assert info is not None and info.state is reqrunner.JobState.FAILED
+
+
 def test_basic_auth_lets_the_right_user_in(client: httpx.Client) -> None:
     response = client.get(ADMIN)
     assert response.status_code == 200
