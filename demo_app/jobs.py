@@ -34,6 +34,7 @@ def _job_delay() -> float:
     return float(os.environ.get(JOB_DELAY_ENV) or 0.2)
 
 
+# unique: a template edited twice before its pages were refreshed needs one refresh per page.
 @queue.job(name="wiki.refresh_links", unique=True)
 def refresh_links(title: str, ctx: reqrunner.JobContext) -> None:
     """Render a page again after a template it includes changed (MediaWiki's refreshLinks)."""
