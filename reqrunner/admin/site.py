@@ -170,12 +170,14 @@ class AdminSite:
         match = _JOB_PAGE.fullmatch(path)
         job = queue.get(int(match.group(1))) if match else None
         if job is None:
-            title, text = (
-                ("Job not found", "This job does not exist (any more): finished jobs are "
-                 "deleted unless the queue keeps them, and deleted jobs are gone.")
-                if match
-                else ("Not found", "There is no such page in the Queue Manager.")
-            )  # fmt: skip
+            if match:
+                title = "Job not found"
+                text = (
+                    "This job does not exist (any more): finished jobs are deleted unless the "
+                    "queue keeps them, and deleted jobs are gone."
+                )
+            else:
+                title, text = "Not found", "There is no such page in the Queue Manager."
             html = views.message_page(page, title, text)
             return _response(404, html.encode(), "text/html; charset=utf-8", *extra)
         html = views.detail_page(page, job, query=query)

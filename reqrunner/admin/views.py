@@ -284,12 +284,23 @@ def list_page(
     if state == "failed" and total:
         bulk = join(
             (
-                parts.button(page, "/failed/retry", "Retry all failed", back=back,
-                        confirm="Retry every failed job?"),
-                parts.button(page, "/failed/delete", "Delete all failed", back=back, style="danger",
-                        confirm="Delete every failed job? This cannot be undone."),
+                parts.button(
+                    page,
+                    "/failed/retry",
+                    "Retry all failed",
+                    back=back,
+                    confirm="Retry every failed job?",
+                ),
+                parts.button(
+                    page,
+                    "/failed/delete",
+                    "Delete all failed",
+                    back=back,
+                    style="danger",
+                    confirm="Delete every failed job? This cannot be undone.",
+                ),
             )
-        )  # fmt: skip
+        )
     body = render(
         "<h1>{label} jobs</h1>{flash}"
         '<form class="filter" method="get" action="{action}">'
@@ -321,15 +332,30 @@ def detail_page(page: Page, job: JobInfo, *, query: dict[str, str]) -> str:
     back = f"/jobs/{job.id}"
     buttons = []
     if job.state in (JobState.FAILED, JobState.WAITING):
-        buttons.append(parts.button(page, f"/jobs/{job.id}/retry",
-                               "Retry" if job.state is JobState.FAILED else "Make due now",
-                               back=back, style="primary"))  # fmt: skip
+        again = "Retry" if job.state is JobState.FAILED else "Make due now"
+        buttons.append(
+            parts.button(page, f"/jobs/{job.id}/retry", again, back=back, style="primary")
+        )
     if job.state is JobState.RESERVED:
-        buttons.append(parts.button(page, f"/jobs/{job.id}/release", "Release", back=back,
-                               confirm="Release this job? If its runner is still alive, the job "
-                               "may run twice."))  # fmt: skip
-    buttons.append(parts.button(page, f"/jobs/{job.id}/delete", "Delete", back="", style="danger",
-                           confirm=f"Delete job #{job.id}? This cannot be undone."))  # fmt: skip
+        buttons.append(
+            parts.button(
+                page,
+                f"/jobs/{job.id}/release",
+                "Release",
+                back=back,
+                confirm="Release this job? If its runner is still alive, the job may run twice.",
+            )
+        )
+    buttons.append(
+        parts.button(
+            page,
+            f"/jobs/{job.id}/delete",
+            "Delete",
+            back="",
+            style="danger",
+            confirm=f"Delete job #{job.id}? This cannot be undone.",
+        )
+    )
     error = Safe("")
     if job.error is not None:
         error = render(
