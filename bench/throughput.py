@@ -63,7 +63,7 @@ def _reset(url: str) -> None:
             Path(f"{engine.url.database}{suffix}").unlink(missing_ok=True)
         return
     with engine.begin() as conn:
-        for table in ("reqrunner_jobs", "reqrunner_meta", "reqrunner_leases"):
+        for table in ("reqrunner_jobs", "reqrunner_meta", "reqrunner_leases", "reqrunner_counters"):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     engine.dispose()
 

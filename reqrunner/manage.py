@@ -215,4 +215,6 @@ class Manager:
                 removed += self._update(
                     f"DELETE FROM {JOBS} WHERE state = ? AND finished_at < ?", (state, now - age)
                 )
+        # Outcome counters are kept for a week: the admin shows the last day.
+        self._update("DELETE FROM reqrunner_counters WHERE bucket < ?", (now - 7 * 86400,))
         return removed

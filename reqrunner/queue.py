@@ -230,6 +230,12 @@ class JobQueue:
         """How many jobs :meth:`list_jobs` would find without a limit."""
         return self._manager.count_jobs(state, queue, name)
 
+    def count_finished(self, since: float) -> dict[str, int]:
+        """How many job attempts ended since ``since`` (epoch seconds; 5-minute granularity),
+        by outcome: ``done``, ``retry``, ``failed`` and ``interrupted``. Counted as they
+        happen, so finished jobs count even though they are deleted."""
+        return self.store.count_finished(since)
+
     def get(self, job_id: int) -> JobInfo | None:
         """One job, or None if there is no such job (finished jobs are deleted by default)."""
         return self._manager.get(_job_id(job_id))

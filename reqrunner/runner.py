@@ -179,7 +179,7 @@ class Runner:
             # Outcomes already known are written and unstarted claims given back, even when
             # the run ends by an exception (a second SIGTERM in a worker, say).
             pending.extend(Ack(job.id, job.token, "release") for job in batch)
-            self.store.cycle(pending)
+            self.store.cycle(pending, final=True)
             if self._loop is not None:
                 self._loop.close()
         return RunReport(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "jobs", "leases", "meta", "metadata"]
+__all__ = ["SCHEMA_VERSION", "counters", "jobs", "leases", "meta", "metadata"]
 
 SCHEMA_VERSION = 1
 
@@ -95,6 +95,18 @@ leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("token", sa.String(32)),
     sa.Column("expires_at", sa.Double, nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+counters = sa.Table(
+    "reqrunner_counters",
+    metadata,
+    # Outcomes per 5-minute bucket (epoch seconds of its start): finished jobs are deleted by
+    # default, so "how many ran in the last hour" has to be counted as they finish.
+    sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("outcome", sa.String(16), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )

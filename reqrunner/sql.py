@@ -151,6 +151,16 @@ class DialectSQL:
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
         )
 
+    def add_counter(self) -> str:
+        """Add to an outcome counter. Parameters: bucket, outcome, n."""
+        head = "INSERT INTO reqrunner_counters (bucket, outcome, n) VALUES (?, ?, ?) "
+        if self.name == "mysql":
+            return self.q(head + "ON DUPLICATE KEY UPDATE n = n + VALUES(n)")
+        return self.q(
+            head
+            + "ON CONFLICT (bucket, outcome) DO UPDATE SET n = reqrunner_counters.n + excluded.n"
+        )
+
     def insert_ignore(self, table: str, columns: str) -> str:
         """Insert one row unless its primary key exists; rowcount says which."""
         marks = _marks(columns.count(",") + 1)

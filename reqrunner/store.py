@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -27,6 +29,9 @@ log = logging.getLogger("reqrunner.store")
 INSERT_CHUNK = 500
 #: How often (seconds) one process looks for expired leases while it claims.
 RECOVER_EVERY = 1.0
+#: Seconds between writes of a process's outcome counts, and the counters' granularity.
+TALLY_EVERY = 5.0
+COUNTER_BUCKET = 300
 #: Keep this many entries of a job's attempt history.
 HISTORY_KEEP = 20
 
@@ -111,6 +116,12 @@ class Store:
         self.sql = db.sql
         self.keep_done = keep_done
         self._last_recover = 0.0
+        # Outcome counts for the admin's "finished in the last hour/day", written with a
+        # cycle at most every TALLY_EVERY seconds (and when a run ends): per job they would
+        # make every runner contend for the same counter rows.
+        self._tally: Counter[str] = Counter()
+        self._tally_lock = threading.Lock()
+        self._flushed = time.monotonic()
         self._insert_one = self.sql.insert_one()
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -191,10 +202,16 @@ class Store:
         *,
         claim: int = 0,
         queues: Sequence[str] | None = None,
+        final: bool = False,
     ) -> CycleResult:
         """Write ``acks``, then (if ``claim``) recover expired leases and claim up to ``claim``
-        due jobs, all in one transaction."""
-        if not acks and not claim:
+        due jobs, all in one transaction. ``final``: the run is ending, so the outcome counts
+        this process has gathered are written too."""
+        counts = Counter(ack.kind for ack in acks if ack.kind != "release")
+        with self._tally_lock:
+            tally = self._tally + counts
+            flush = bool(tally) and (final or time.monotonic() - self._flushed >= TALLY_EVERY)
+        if not acks and not claim and not flush:
             return CycleResult()
         recover = bool(claim) and time.time() - self._last_recover >= RECOVER_EVERY
 
@@ -207,9 +224,18 @@ class Store:
                 if recover:
                     result.interrupted = self._recover(cur, now)
                 result.claimed = self._claim(cur, claim, queues or (), now)
+            if flush or result.interrupted:
+                written = tally + Counter(interrupted=result.interrupted)
+                self._write_tally(cur, written, now)
             return result
 
         result = self.db.write_retrying(work)
+        with self._tally_lock:
+            if flush or result.interrupted:
+                self._tally -= tally
+                self._flushed = time.monotonic()
+            else:
+                self._tally += counts
         if recover:
             self._last_recover = time.time()
         if result.lost:
@@ -217,6 +243,29 @@ class Store:
                 "%d job outcome(s) not written: their lease had been taken over", result.lost
             )
         return result
+
+    def _write_tally(self, cur: Cursor, tally: Counter[str], now: float) -> None:
+        bucket = int(now // COUNTER_BUCKET * COUNTER_BUCKET)
+        rows = [(bucket, kind, n) for kind, n in sorted(tally.items()) if n > 0]
+        if rows:
+            # sorted: runners upsert the same rows in one order, so they never deadlock
+            cur.executemany(self.sql.add_counter(), rows)
+
+    def count_finished(self, since: float) -> dict[str, int]:
+        """Outcomes counted since ``since`` (at the counters' 5-minute granularity)."""
+        with self.db.read() as cur:
+            cur.execute(
+                self.sql.q(
+                    "SELECT outcome, SUM(n) FROM reqrunner_counters WHERE bucket >= ? "
+                    "GROUP BY outcome"
+                ),
+                (int(since // COUNTER_BUCKET * COUNTER_BUCKET),),
+            )
+            found = {str(kind): int(n) for kind, n in cur.fetchall()}
+        with self._tally_lock:  # this process's outcomes not yet written
+            for kind, n in self._tally.items():
+                found[kind] = found.get(kind, 0) + n
+        return {kind: found.get(kind, 0) for kind in ("done", "retry", "failed", "interrupted")}
 
     def _claim(self, cur: Cursor, n: int, queues: Sequence[str], now: float) -> list[Claimed]:
         token = secrets.token_hex(16)

@@ -22,7 +22,13 @@ SERVERS = {
     "postgresql": "REQRUNNER_TEST_POSTGRES_URL",
     "mysql": "REQRUNNER_TEST_MYSQL_URL",
 }
-TABLES = ("reqrunner_jobs", "reqrunner_meta", "reqrunner_leases", "executions")
+TABLES = (
+    "reqrunner_jobs",
+    "reqrunner_meta",
+    "reqrunner_leases",
+    "reqrunner_counters",
+    "executions",
+)
 
 
 def _server_database(kind: str) -> Iterator[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import reqrunner
@@ -225,3 +227,21 @@ def test_one_log_line_per_job_start_success_and_failure(
     assert any(
         lvl == "ERROR" and f"job {bad} always_fails failed for good" in m for _n, lvl, m in lines
     )
+
+
+def test_outcomes_are_counted_although_finished_jobs_are_deleted(
+    queue: reqrunner.JobQueue,
+) -> None:
+    jobs = catalogue.register(queue)
+    jobs.add.dispatch_many([[i, i] for i in range(3)])
+    jobs.always_fails.dispatch()
+    queue.run()
+    since = time.time() - 3600
+    assert queue.count_finished(since) == {"done": 3, "retry": 1, "failed": 1, "interrupted": 0}
+    # written to the database at the end of the run: another process sees them too
+    other = reqrunner.JobQueue(queue.engine)
+    assert other.count_finished(since) == {"done": 3, "retry": 1, "failed": 1, "interrupted": 0}
+    jobs.add.dispatch(0, 0)
+    queue.run()
+    assert other.count_finished(since)["done"] == 4
+    assert other.count_finished(time.time() + 600)["done"] == 0

@@ -14,10 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from ..models import QueueStats
-from ..schema import jobs
 
 if TYPE_CHECKING:
     from ..queue import JobQueue
@@ -46,9 +43,10 @@ class Worker:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Finished:
-    """Jobs that finished since some time, by outcome."""
+    """Job attempts that ended since some time, by outcome."""
 
     done: int
+    retried: int
     failed: int
 
     @property
@@ -104,20 +102,10 @@ def workers_seen(queue: JobQueue, now: float) -> tuple[Worker, ...]:
 
 
 def finished_since(queue: JobQueue, since: float) -> Finished:
-    """Done and failed jobs whose ``finished_at`` is after ``since``.
-
-    Only jobs still stored count: done jobs only when the queue keeps them, and neither after
-    ``prune`` removed them. The queue has no method for this yet, so it is one read-only query
-    over the jobs table; the ``state`` prefix of its due index narrows it to finished rows.
-    """
-    query = (
-        sa.select(jobs.c.state, sa.func.count())
-        .where(jobs.c.state.in_(("done", "failed")), jobs.c.finished_at >= since)
-        .group_by(jobs.c.state)
-    )
-    with queue.engine.connect() as conn:
-        counts = {str(state): int(n) for state, n in conn.execute(query)}
-    return Finished(done=counts.get("done", 0), failed=counts.get("failed", 0))
+    """Attempts that ended since ``since``, from the queue's outcome counters (kept whether or
+    not finished jobs are)."""
+    counts = queue.count_finished(since)
+    return Finished(done=counts["done"], retried=counts["retry"], failed=counts["failed"])
 
 
 def overview(queue: JobQueue) -> Overview:

@@ -98,25 +98,22 @@ def overview_page(
     def finished(label: str, span: Finished) -> Safe:
         rate = span.failure_rate
         return render(
-            "<tr><th>{label}</th><td>{done}</td><td>{failed}</td><td>{rate}</td></tr>",
+            "<tr><th>{label}</th><td>{done}</td><td>{retried}</td><td>{failed}</td>"
+            "<td>{rate}</td></tr>",
             label=label,
-            done=span.done if data.keep_done else "not kept",
+            done=span.done,
+            retried=span.retried,
             failed=span.failed,
-            rate="—" if rate is None or not data.keep_done else f"{rate:.0%}",
+            rate="—" if rate is None else f"{rate:.0%}",
         )
 
     throughput = render(
         '<section><h2>Finished jobs</h2><div class="table"><table class="compact">'
-        "<thead><tr><th></th><th>Done</th><th>Failed</th><th>Failure rate</th></tr></thead>"
-        "<tbody>{hour}{day}</tbody></table></div>{note}</section>",
+        "<thead><tr><th></th><th>Done</th><th>Retried</th><th>Failed</th>"
+        "<th>Failure rate</th></tr></thead>"
+        "<tbody>{hour}{day}</tbody></table></div></section>",
         hour=finished("Last hour", data.last_hour),
         day=finished("Last 24 hours", data.last_day),
-        note=Safe("")
-        if data.keep_done
-        else render(
-            '<p class="note">This queue deletes finished jobs (<code>keep_done=False</code>), '
-            "so only failures can be counted.</p>"
-        ),
     )
     actions = join(
         (

@@ -186,8 +186,8 @@ def test_overview_shows_counts_age_throughput_and_health(site: Site, client: htt
     assert counts == {"waiting": 2, "delayed": 1, "reserved": 1, "failed": 1, "done": 1}
     assert "The oldest due job has waited <b>2.0 h</b>" in html
     assert 'role="alert"' in html
-    # Finished in the last hour: 1 done, 1 failed -> 50 %.
-    assert "<th>Last hour</th><td>1</td><td>1</td><td>50%</td>" in html
+    # Finished in the last hour: 1 done, none retried, 1 failed -> 50 %.
+    assert "<th>Last hour</th><td>1</td><td>0</td><td>1</td><td>50%</td>" in html
     assert "via sync: 7 ran, 6 succeeded, 0 retried, 1 failed in 2 s; stopped by max_jobs" in html
     assert "http://127.0.0.1:9/_reqrunner/run</code>: failed (ConnectError)" in html
     assert "pid 41" in html and "pid 42" not in html  # 42's heartbeat is stale
@@ -195,12 +195,14 @@ def test_overview_shows_counts_age_throughput_and_health(site: Site, client: htt
     assert "closed</span>: self-requests are tried" in html
 
 
-def test_overview_without_kept_done_jobs_says_so(site: Site) -> None:
+def test_overview_counts_finished_jobs_the_queue_does_not_keep(site: Site) -> None:
     site.queue.store.keep_done = False
+    site.queue.dispatch("shop.noop")
+    site.queue.run()
     with site.client(BasicAuth(USER, PASSWORD)) as client:
         html = client.get(ADMIN).text
-    assert "only failures can be counted" in html
     assert "Done (not kept)" in html
+    assert "<th>Last hour</th><td>1</td><td>0</td><td>0</td><td>0%</td>" in html
 
 
 def test_overview_says_when_nothing_is_due(client: httpx.Client) -> None:
@@ -490,7 +492,7 @@ def test_csrf_on_every_action(site: Site, client: httpx.Client) -> None:
 def test_overview_lists_and_actions_on_every_database(
     queue: reqrunner.JobQueue, tmp_path: Path
 ) -> None:
-    """The overview's own query (finished jobs per hour) and the actions, on each dialect."""
+    """The overview's counters (finished jobs per hour) and the actions, on each dialect."""
     queue.store.keep_done = True
     register(queue, f"{tmp_path}/never")
     failed = _fail(queue, "<script>x</script>")
@@ -498,7 +500,7 @@ def test_overview_lists_and_actions_on_every_database(
     queue.run()
     with Site("asgi", queue, tmp_path).client(BasicAuth(USER, PASSWORD)) as client:
         html = client.get(ADMIN).text
-        assert "<th>Last hour</th><td>1</td><td>1</td><td>50%</td>" in html
+        assert "<th>Last hour</th><td>1</td><td>0</td><td>1</td><td>50%</td>" in html
         assert "&lt;script&gt;x&lt;/script&gt;" in client.get(ADMIN + "/jobs?state=failed").text
         assert post(client, f"/jobs/{failed}/delete").status_code == 303
     assert queue.get(failed) is None
