@@ -179,7 +179,15 @@ class Worker:
             target=self._heartbeat, name="reqrunner-heartbeat", daemon=True
         )
         heartbeat.start()
-        log.info("worker %s started (queues: %s)", self._key, ",".join(self.queues or ["all"]))
+        log.info(
+            "worker %s started on %s (queues: %s, %s)",
+            self._key,
+            self.queue.url,
+            ",".join(self.queues or ["all"]),
+            "woken by NOTIFY"
+            if self.queue.dialect == "postgresql"
+            else f"polling every {self.sleep}s",
+        )
         try:
             reason = self._loop()
         finally:
