@@ -4,12 +4,15 @@
    due, ``mode="auto"``), on uvicorn and gunicorn (sync worker), one process each, loaded with
    ``wrk`` (Debian's package) for a few seconds. Bare and wrapped alternate round by round in
    one run so that the noise of a shared machine falls on both; medians and their ratio.
+   The same comparison in-process (the app called directly, no server, no socket) gives the
+   middleware's own cost per request without the server's noise.
 2. Modes (the figures behind ``auto``): on uvicorn, gunicorn (sync) and waitress, in ``sync``
    and ``async`` mode, a page view that dispatches a no-op job and triggers its run: the page's
    time to last byte next to the same page with nothing due, and how long after the visitor's
    last byte the job started. Medians of repeated page views.
 
-    python bench/middleware.py [--seconds 5] [--rounds 3] [--views 15] [--only overhead|modes]
+    python bench/middleware.py [--seconds 5] [--rounds 3] [--views 15]
+                               [--only overhead|inprocess|modes]
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import reqrunner  # noqa: E402
+from reqrunner.asgi import ASGIMiddleware  # noqa: E402
+from reqrunner.wsgi import WSGIMiddleware  # noqa: E402
 from tests.middleware.servers import serve, ttlb  # noqa: E402
 from tests.middleware.sites import read_stamps  # noqa: E402
 
@@ -71,6 +79,78 @@ def overhead(seconds: int, rounds: int) -> None:
               f" wrapped {min(rates['wrapped']):.0f}-{max(rates['wrapped']):.0f})")  # fmt: skip
 
 
+PAGE = b"<!doctype html><html><body><p>hello</p></body></html>"
+HEADERS = [(b"content-type", b"text/html"), (b"content-length", str(len(PAGE)).encode())]
+
+
+async def bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": PAGE})
+
+
+def bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [(k.decode(), v.decode()) for k, v in HEADERS])
+    return [PAGE]
+
+
+def inprocess(n: int, rounds: int) -> None:
+    print(f"\n== in-process: microseconds per request of the same page, bare vs wrapped "
+          f"(run_rate 0.01, nothing due), {rounds} rounds of {n}, medians")  # fmt: skip
+    scope = {
+        "type": "http", "method": "GET", "path": "/page", "root_path": "", "scheme": "http",
+        "query_string": b"", "headers": [(b"host", b"bench")], "server": ("bench", 80),
+    }  # fmt: skip
+    environ = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": "/page", "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "SERVER_NAME": "bench", "SERVER_PORT": "80", "HTTP_HOST": "bench",
+        "wsgi.url_scheme": "http", "wsgi.run_once": False,
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> Any:
+        return None
+
+    async def asgi_loop(app: Any) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            await app(scope, receive, send)
+        return (time.perf_counter() - start) / n
+
+    def wsgi_loop(app: Any) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            body = app(environ, start_response)
+            b"".join(body)
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return (time.perf_counter() - start) / n
+
+    with tempfile.TemporaryDirectory() as tmp:
+        queue = reqrunner.JobQueue(f"sqlite:///{tmp}/jobs.sqlite3")
+        apps = {
+            "asgi": (bare_asgi, ASGIMiddleware(bare_asgi, queue, run_rate=0.01)),
+            "wsgi": (bare_wsgi, WSGIMiddleware(bare_wsgi, queue, run_rate=0.01)),
+        }
+        for protocol, (bare, wrapped) in apps.items():
+            times: dict[str, list[float]] = {"bare": [], "wrapped": []}
+            for _ in range(rounds):
+                for name, app in (("bare", bare), ("wrapped", wrapped)):
+                    if protocol == "asgi":
+                        times[name].append(anyio.run(asgi_loop, app))
+                    else:
+                        times[name].append(wsgi_loop(app))
+            b, w = statistics.median(times["bare"]), statistics.median(times["wrapped"])
+            print(f"{protocol:9} bare {b * 1e6:7.2f} us   wrapped {w * 1e6:7.2f} us"
+                  f"   added {(w - b) * 1e6:6.2f} us per request")  # fmt: skip
+        queue.close()
+
+
 def modes(views: int) -> None:
     print(f"\n== modes: a page view that dispatches a no-op job and triggers its run; "
           f"medians of {views} views, ms")  # fmt: skip
@@ -104,13 +184,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--views", type=int, default=15)
-    parser.add_argument("--only", choices=["overhead", "modes"])
+    parser.add_argument("--only", choices=["overhead", "inprocess", "modes"])
     args = parser.parse_args()
-    if args.only != "modes":
+    if args.only in (None, "overhead"):
         if shutil.which("wrk") is None:
             sys.exit("the overhead benchmark needs wrk: apt-get install wrk")
         overhead(args.seconds, args.rounds)
-    if args.only != "overhead":
+    if args.only in (None, "inprocess"):
+        inprocess(20_000, max(args.rounds, 5))
+    if args.only in (None, "modes"):
         modes(args.views)
 
 
