@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 KINDS = ("uvicorn", "gunicorn", "waitress")
+"""The servers every real-server test runs on; ``gthread`` (gunicorn's threaded worker) joins
+the timing tests, where keep-alive on a threaded WSGI server is what could go wrong."""
 
 
 def free_port() -> int:
@@ -36,10 +38,11 @@ def command(kind: str, port: int, *, workers: int = 1) -> list[str]:
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--log-level", "warning",
         ]  # fmt: skip
-    if kind == "gunicorn":
+    if kind in ("gunicorn", "gthread"):
+        worker = ["sync"] if kind == "gunicorn" else ["gthread", "--threads", "2"]
         return [
             str(BIN / "gunicorn"), "tests.middleware.sites:wsgi_app()",
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "sync",
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", *worker,
             "--log-level", "warning", "--graceful-timeout", "5",
         ]  # fmt: skip
     if kind == "waitress":

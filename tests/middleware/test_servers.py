@@ -57,7 +57,7 @@ def last_run(db: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, "gthread"])
 def test_the_visitor_does_not_wait_for_the_run(
     kind: str, mode: str, tmp_path: Path, figures: list[str]
 ) -> None:
