@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)  ## start the demo site on http://127.0.0.1:8000 (embedded SQLite)
-	$(BIN)/python -m demo_app
+	$(BIN)/python -m demo_app $(DEMO_ARGS)
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest
