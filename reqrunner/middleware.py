@@ -170,6 +170,7 @@ class MiddlewareCore:
         self._signer: Signer | None = None
         self._signer_lock = threading.Lock()
         self._client: httpx.Client | None = None
+        self._self_request_worked = False
 
     # -- paths and routes ---------------------------------------------------------------------
 
@@ -260,8 +261,10 @@ class MiddlewareCore:
                 token = self.signer().sign(RUN_PURPOSE, ttl=SELF_REQUEST_TOKEN_TTL)
                 error = post_run(url, token, client=self._http_client())
                 if error is None:
-                    if self.breaker.last_error is not None:
+                    # Recorded the first time per process and on recovery, not on every run.
+                    if self.breaker.last_error is not None or not self._self_request_worked:
                         self.breaker.succeeded()
+                        self._self_request_worked = True
                         self._record(_HEALTH_SELF_REQUEST, {"url": url, "ok": True})
                     return
                 if self.breaker.failed(url, error):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -47,13 +48,18 @@ def drop_tables(url: str) -> None:
     engine.dispose()
 
 
-def last_run(db: str) -> dict[str, object]:
+def health(db: str, what: str) -> dict[str, object]:
+    """One of the health records the middleware keeps for the admin (empty if none yet)."""
     queue = reqrunner.JobQueue(db)
     try:
-        raw = queue.get_meta("reqrunner.health.last_run")
+        raw = queue.get_meta(f"reqrunner.health.{what}")
     finally:
         queue.close()
     return json.loads(raw) if raw else {}
+
+
+def last_run(db: str) -> dict[str, object]:
+    return health(db, "last_run")
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -93,6 +99,9 @@ def test_the_visitor_does_not_wait_for_the_run(
         # The run's record is written after its last job: wait for it, then see who ran it.
         wait_for(lambda: last_run(db), 10, "the run's health record")
         assert last_run(db)["via"] == ("endpoint" if mode == "async" else "sync")
+        assert health(db, "self_request") == (
+            {} if mode == "sync" else {"at": pytest.approx(started, abs=10), "url": ANY, "ok": True}
+        )
 
 
 @pytest.mark.parametrize(
@@ -203,12 +212,7 @@ def test_async_falls_back_to_sync(
         assert took < quiet + MARGIN
         wait_for(lambda: last_run(db), 10, "the run's health record")
         assert last_run(db)["via"] == "sync"
-        queue = reqrunner.JobQueue(db)
-        try:
-            health = json.loads(queue.get_meta("reqrunner.health.self_request") or "{}")
-        finally:
-            queue.close()
-        assert health["ok"] is False
+        assert health(db, "self_request")["ok"] is False
         # The breaker is open now: the next run goes straight in-process, no second attempt.
         ttlb(visitor, f"{server.url}/dispatch?n=1&key=second")
         wait_for(lambda: len(read_stamps(env["RR_STAMPS"])) == 2, 15, "the second job")
