@@ -81,6 +81,7 @@ class Driver:
     def __init__(self, protocol: str) -> None:
         self.protocol = protocol
         self.middleware: ASGIMiddleware | WSGIMiddleware | None = None
+        self.app: Any = None
         self.chunks: list[bytes] = []
         """The body messages of the last ASGI response, as sent."""
 
@@ -89,6 +90,12 @@ class Driver:
             self.middleware = ASGIMiddleware(inner_asgi, queue, **options)
         else:
             self.middleware = WSGIMiddleware(inner_wsgi, queue, **options)
+        self.app = self.middleware
+        return self
+
+    def serve(self, app: Any) -> Driver:
+        """Send the requests to ``app``, an application that contains the middleware."""
+        self.app = app
         return self
 
     def request(
@@ -101,7 +108,6 @@ class Driver:
         return self._wsgi(method, path, headers, body)
 
     async def _asgi(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Result:
-        assert isinstance(self.middleware, ASGIMiddleware)
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -128,7 +134,7 @@ class Driver:
             if message["type"] == "http.response.body":
                 self.chunks.append(message.get("body", b""))
 
-        await self.middleware(scope, receive, send)
+        await self.app(scope, receive, send)
         start = sent[0]
         return Result(
             status=start["status"],
@@ -137,7 +143,6 @@ class Driver:
         )
 
     def _wsgi(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Result:
-        assert isinstance(self.middleware, WSGIMiddleware)
         environ: dict[str, Any] = {
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
@@ -165,7 +170,7 @@ class Driver:
             got["status"], got["headers"] = status, response_headers
             return lambda data: None
 
-        iterable = self.middleware(environ, start_response)
+        iterable = self.app(environ, start_response)
         try:
             data = b"".join(iterable)
         finally:

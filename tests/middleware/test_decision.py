@@ -7,6 +7,10 @@ import threading
 
 import anyio
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
 import reqrunner
 from reqrunner.asgi import ASGIMiddleware
@@ -294,3 +298,16 @@ def test_a_triggering_streamed_wsgi_page_gets_a_content_length(
     assert waiting(jobs_queue) == 0
     # With nothing due the same page is passed on as the app made it.
     assert "content-length" not in driver.request("GET", "/stream").headers
+
+
+def test_starlette_add_middleware(jobs_queue: reqrunner.JobQueue) -> None:
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse("<html><body>hi</body></html>")
+
+    app = Starlette(routes=[Route("/", page)])
+    app.add_middleware(ASGIMiddleware, queue=jobs_queue, run_rate=1.0, mode="sync")
+    driver = Driver("asgi").serve(app)
+    jobs_queue.dispatch("noop")
+    assert driver.request("GET", "/").body == b"<html><body>hi</body></html>"
+    assert driver.request("POST", "/_reqrunner/run").status == 403
+    assert waiting(jobs_queue) == 0
