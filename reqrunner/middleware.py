@@ -21,6 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -62,13 +63,15 @@ _HEALTH_RUN = "reqrunner.health.last_run"
 _HEALTH_SELF_REQUEST = "reqrunner.health.self_request"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Origin:
     """Where a page view arrived, for deriving the self-request's URL."""
 
-    __slots__ = ("host", "root_path", "scheme")
-
-    def __init__(self, *, scheme: str, host: str, root_path: str) -> None:
-        self.scheme, self.host, self.root_path = scheme, host, root_path
+    scheme: str
+    host: str
+    """``host[:port]`` as the request addressed it."""
+    root_path: str
+    """Where the app is mounted (ASGI ``root_path``, WSGI ``SCRIPT_NAME``)."""
 
 
 def _number(name: str, value: object) -> float:

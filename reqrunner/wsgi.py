@@ -200,7 +200,12 @@ class _Exchange:
         if self.plan in ("pass", "direct"):
             return self._start_response(status, headers)
         self._status, self._headers = status, headers
-        return self._held.append
+        return self._hold
+
+    def _hold(self, data: bytes) -> None:
+        # The legacy write() callable, while the response is being held back.
+        self._held.append(data)
+        self._held_size += len(data)
 
     def _decide(self, status: str, headers: list[tuple[str, str]]) -> _Plan:
         core, environ = self._core, self._environ
