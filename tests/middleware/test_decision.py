@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from typing import Any
 
 import anyio
 import pytest
@@ -15,6 +16,7 @@ from starlette.routing import Route
 import reqrunner
 from reqrunner.asgi import ASGIMiddleware
 from reqrunner.policy import PageView, RunPolicy
+from reqrunner.wsgi import WSGIMiddleware
 
 from .conftest import HTML, STREAM, Driver
 
@@ -310,4 +312,19 @@ def test_starlette_add_middleware(jobs_queue: reqrunner.JobQueue) -> None:
     jobs_queue.dispatch("noop")
     assert driver.request("GET", "/").body == b"<html><body>hi</body></html>"
     assert driver.request("POST", "/_reqrunner/run").status == 403
+    assert waiting(jobs_queue) == 0
+
+
+def test_wsgi_app_using_the_write_callable(jobs_queue: reqrunner.JobQueue) -> None:
+    def legacy(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/html")])
+        write(b"<html><body>")
+        write(b"written</body></html>")
+        return []
+
+    driver = Driver("wsgi").serve(WSGIMiddleware(legacy, jobs_queue, mode="sync"))
+    jobs_queue.dispatch("noop")
+    result = driver.request("GET", "/")
+    assert result.body == b"<html><body>written</body></html>"
+    assert result.headers["content-length"] == str(len(result.body))
     assert waiting(jobs_queue) == 0
