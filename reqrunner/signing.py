@@ -73,7 +73,9 @@ class Signer:
     def verify(self, token: str, purpose: str, params: Mapping[str, str] | None = None) -> bool:
         """Whether ``token`` was signed for this purpose and parameters, and has not expired."""
         expires_text, sep, mac = token.partition(".")
-        if not sep or not expires_text.isdigit() or len(expires_text) > 12:
+        # isascii(): str.isdigit() also accepts digits like "²" that int() refuses.
+        digits = expires_text.isascii() and expires_text.isdigit()
+        if not sep or not digits or len(expires_text) > 12:
             return False
         expires = int(expires_text)
         # Compare first, then check the time, so that a wrong MAC and an expired token cost the

@@ -52,7 +52,9 @@ def test_signer_expiry() -> None:
     assert not signer.verify(token, "run")
 
 
-@pytest.mark.parametrize("token", ["", "nodot", "abc.def", "1.", ".x", "9" * 40 + ".x", "ü.ü"])
+@pytest.mark.parametrize(
+    "token", ["", "nodot", "abc.def", "1.", ".x", "9" * 40 + ".x", "ü.ü", "²³.x"]
+)
 def test_signer_rejects_malformed_tokens(token: str) -> None:
     assert not Signer(SECRET).verify(token, "run")
 
