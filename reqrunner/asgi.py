@@ -165,7 +165,7 @@ class ASGIMiddleware:
         )
         await send({"type": "http.response.body", "body": response.body})
         if response.after is not None:
-            await anyio.to_thread.run_sync(response.after)
+            await anyio.to_thread.run_sync(self.core.call_safely, response.after)
 
 
 class _Exchange:

@@ -340,9 +340,19 @@ class MiddlewareCore:
 
     # -- background threads (WSGI) --------------------------------------------------------------
 
+    @staticmethod
+    def call_safely(work: Callable[[], None]) -> None:
+        """Run after-response ``work`` (blocking); what it raises is logged, never raised."""
+        try:
+            work()
+        except Exception:
+            logger.exception("reqrunner's after-response work failed")
+
     def in_background(self, work: Callable[[], None]) -> None:
         """Start ``work`` in a thread of this process, waited for (boundedly) at exit."""
-        thread = threading.Thread(target=work, name="reqrunner-run", daemon=True)
+        thread = threading.Thread(
+            target=self.call_safely, args=(work,), name="reqrunner-run", daemon=True
+        )
         with _threads_lock:
             _threads.add(thread)
         thread.start()

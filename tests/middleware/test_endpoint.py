@@ -9,7 +9,7 @@ import pytest
 
 import reqrunner
 from reqrunner.asgi import ASGIMiddleware
-from reqrunner.http import Request
+from reqrunner.http import Request, Response
 from reqrunner.signing import Signer
 from reqrunner.wsgi import WSGIMiddleware
 
@@ -202,3 +202,17 @@ def test_options_are_validated(
 def test_options_are_keyword_only(jobs_queue: reqrunner.JobQueue) -> None:
     with pytest.raises(TypeError):
         ASGIMiddleware(inner_asgi, jobs_queue, 0.5)  # type: ignore[misc]
+
+
+def test_failing_after_response_work_is_logged(
+    driver: Driver, jobs_queue: reqrunner.JobQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom() -> None:
+        raise RuntimeError("after-work bug")
+
+    driver.wrap(jobs_queue, run_rate=0)
+    assert driver.middleware is not None
+    driver.middleware.core.router = lambda request: Response(status=202, after=boom)
+    assert driver.request("POST", "/_reqrunner/run").status == 202
+    assert "after-response work failed" in caplog.text
+    assert "after-work bug" in caplog.text
