@@ -173,13 +173,14 @@ def resolve_auto(server: ServerKind) -> Literal["sync", "async"]:
     """The concrete mode ``auto`` picks for this server.
 
     ``sync`` wherever the process outlives the response. Measured with ``bench/middleware.py``
-    (medians of 15 triggering page views, ms after the visitor's last byte until the job
-    started): uvicorn sync +0.5 / async +2.5 (worst +75), gunicorn sync +3.0 / async +8.5,
-    waitress sync +3.4 / async +7.1 (worst +199); the page itself is within noise of a page
-    with nothing due in both modes. The self-request buys nothing on these servers: it is
-    one more request, connection and worker turn per run (on one gunicorn sync worker it
-    queues behind visitors), it fails behind proxies and TLS terminators until ``self_url``
-    is set, and it ends in the same after-response run in the process that answers it.
+    (medians of 15 triggering page views, ms from the visitor's last byte until the job
+    started; worst in brackets): uvicorn sync +0.6 (1.8) / async +3.1 (51), gunicorn sync +1.5
+    (2.4) / async +3.6 (57), waitress sync +1.0 (2.2) / async +3.4 (56); the page itself is
+    within noise of a page with nothing due in both modes. The self-request buys nothing on
+    these servers: it is one more request, connection and worker turn per run (on one gunicorn
+    sync worker it queues behind visitors), it fails behind proxies and TLS terminators until
+    ``self_url`` is set, and it ends in the same after-response run in the process that
+    answers it.
     ``async`` only where the process does not outlive the request (``wsgi.run_once``, i.e.
     CGI): there the run must happen in another request.
     """
