@@ -82,6 +82,8 @@ class Driver:
         self.protocol = protocol
         self.middleware: ASGIMiddleware | WSGIMiddleware | None = None
         self.app: Any = None
+        self.run_once = False
+        """WSGI's ``wsgi.run_once`` in the environ sent (True: a CGI server)."""
         self.chunks: list[bytes] = []
         """The body messages of the last ASGI response, as sent."""
 
@@ -155,7 +157,7 @@ class Driver:
             "CONTENT_LENGTH": str(len(body)),
             "wsgi.input": io.BytesIO(body),
             "wsgi.url_scheme": "http",
-            "wsgi.run_once": False,
+            "wsgi.run_once": self.run_once,
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
         }

@@ -328,3 +328,20 @@ def test_wsgi_app_using_the_write_callable(jobs_queue: reqrunner.JobQueue) -> No
     assert result.body == b"<html><body>written</body></html>"
     assert result.headers["content-length"] == str(len(result.body))
     assert waiting(jobs_queue) == 0
+
+
+@pytest.mark.parametrize(
+    ("protocol", "run_once", "self_request"),
+    [("asgi", False, False), ("wsgi", False, False), ("wsgi", True, True)],
+)
+def test_auto_mode_per_server(
+    jobs_queue: reqrunner.JobQueue, protocol: str, run_once: bool, self_request: bool
+) -> None:
+    driver = Driver(protocol).wrap(jobs_queue, self_url="http://127.0.0.1:9")  # mode="auto"
+    driver.run_once = run_once
+    jobs_queue.dispatch("noop")
+    driver.request("GET", "/html")
+    assert driver.middleware is not None
+    # Only under CGI does auto try the self-request (here to a closed port, then in-process).
+    assert (driver.middleware.core.breaker.last_error is not None) is self_request
+    assert waiting(jobs_queue) == 0
