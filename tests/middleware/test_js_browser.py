@@ -1,4 +1,4 @@
-"""``js`` mode in Debian's headless chromium, driven by Playwright, against real servers.
+"""``js`` mode in Debian's headless chromium, driven by Playwright, on uvicorn, gunicorn, waitress.
 
 The page's own request runs nothing; the browser runs the injected script, which POSTs the
 signed token to ``{path}/run``, whose ``202`` is followed by the run. JSON responses and the
@@ -44,7 +44,7 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-@pytest.mark.parametrize("kind", ["uvicorn", "waitress"])
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn", "waitress"])
 def test_the_browser_triggers_the_run(kind: str, browser: Browser, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/jobs.sqlite3"
     stamps = tmp_path / "stamps.jsonl"

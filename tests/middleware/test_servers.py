@@ -105,23 +105,23 @@ def test_the_visitor_does_not_wait_for_the_run(
 
 
 @pytest.mark.parametrize(
-    ("kind", "database"),
+    ("kind", "database", "mode"),
     [
-        *((kind, "sqlite") for kind in KINDS),
+        *((kind, "sqlite", mode) for kind in KINDS for mode in ("sync", "async")),
         # The lease on the server databases, across gunicorn's two worker processes.
-        ("gunicorn", "postgresql"),
-        ("gunicorn", "mysql"),
+        ("gunicorn", "postgresql", "sync"),
+        ("gunicorn", "mysql", "sync"),
     ],
 )
 def test_one_run_at_a_time_under_twenty_page_views(
-    kind: str, database: str, tmp_path: Path, request: pytest.FixtureRequest
+    kind: str, database: str, mode: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if database == "sqlite":
         db_url = f"sqlite:///{tmp_path}/jobs.sqlite3"
     else:
         db_url = request.getfixturevalue(f"{database}_url")
         drop_tables(db_url)
-    env = settings(tmp_path, db_url, RR_MODE="sync", RR_CONC="1")
+    env = settings(tmp_path, db_url, RR_MODE=mode, RR_CONC="1")
     # Two worker processes where the server has them, four threads in waitress: the lease
     # must hold across processes and threads alike.
     with serve(kind, tmp_path, workers=2, **env) as server:
