@@ -61,9 +61,10 @@ Policy allowing ``'self'`` scripts admits it; the token rides in a ``data-`` att
 def run_url(*, self_url: str | None, scheme: str, host: str, root_path: str, path: str) -> str:
     """The URL of ``{path}/run``: below ``self_url`` if given, else as the request came in.
 
-    ``X-Forwarded-*`` headers are not read here: a server told to trust its proxy (uvicorn's
-    ``--forwarded-allow-ips``, gunicorn's ``forwarded_allow_ips``) has already applied them to the
-    scheme and host it reports, and anyone else sets ``self_url``.
+    ``X-Forwarded-*`` headers are not read here: they can be trusted only from a known proxy,
+    and a server told which one (uvicorn's ``--forwarded-allow-ips``, gunicorn's
+    ``forwarded_allow_ips``) already reports the forwarded scheme. A site whose proxy changes
+    the host or the path prefix sets ``self_url`` (including that prefix).
     """
     if self_url is not None:
         return self_url.rstrip("/") + path + "/run"
