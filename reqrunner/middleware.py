@@ -54,6 +54,8 @@ SELF_REQUEST_TOKEN_TTL = 60.0
 """A self-request's token is used within milliseconds; a minute absorbs clock steps."""
 SCRIPT_TOKEN_TTL = 600.0
 """A page's script token must outlive a slow page load and a tab restored from memory."""
+LEASE_RECHECK_SECONDS = 1.0
+"""How often a run renews (and so re-checks) its lease between jobs."""
 MAX_ROUTE_BODY = 64 * 1024
 """reqrunner's own routes take small forms; larger bodies are cut off, not buffered."""
 
@@ -307,8 +309,19 @@ class MiddlewareCore:
         else:
             return None
 
+        renewed = time.monotonic()
+
         def should_stop() -> bool:
-            return _stopping.is_set() or not queue.renew_lease(name, token, self.lease_ttl)
+            # Asked before every job. Renewing (and so re-checking) the lease every time would
+            # add a write per job to a runner that batches its writes; once a second is plenty
+            # for a lease that lives 2 x max_time.
+            nonlocal renewed
+            if _stopping.is_set():
+                return True
+            if time.monotonic() - renewed < LEASE_RECHECK_SECONDS:
+                return False
+            renewed = time.monotonic()
+            return not queue.renew_lease(name, token, self.lease_ttl)
 
         try:
             report = queue.run(self.limits, should_stop=should_stop)

@@ -1,0 +1,60 @@
+"""The bounded run under the run lease: renewed between jobs, stopped when lost, released."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import reqrunner
+from reqrunner.middleware import MiddlewareCore
+
+
+@pytest.fixture
+def core(queue: reqrunner.JobQueue) -> MiddlewareCore:
+    @queue.job(name="slow")
+    def slow() -> None:
+        time.sleep(1.1)  # past LEASE_RECHECK_SECONDS, so the next check renews
+
+    @queue.job(name="quick")
+    def quick() -> None:
+        pass
+
+    return MiddlewareCore(queue, max_time=10)
+
+
+def test_a_run_that_lost_its_lease_stops_after_the_current_job(
+    core: MiddlewareCore, queue: reqrunner.JobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue.jobs["slow"].using(priority=9).dispatch()
+    queue.dispatch("quick")
+    queue.dispatch("quick")
+    renewals: list[str] = []
+
+    def lost(name: str, token: str, ttl: float) -> bool:
+        renewals.append(name)
+        return False  # another process took the lease over (it had expired)
+
+    monkeypatch.setattr(queue, "renew_lease", lost)
+    report = core.run_bounded(via="sync")
+    assert report is not None
+    assert (report.ran, report.stopped_by) == (1, "stopped")
+    assert renewals == ["reqrunner.run.0"]
+    assert queue.stats().waiting == 2
+
+
+def test_the_lease_is_held_during_the_run_and_released_after(
+    core: MiddlewareCore, queue: reqrunner.JobQueue
+) -> None:
+    held: list[str | None] = []
+
+    @queue.job(name="peek")
+    def peek() -> None:
+        held.append(queue.acquire_lease("reqrunner.run.0", 60))
+
+    queue.dispatch("peek")
+    report = core.run_bounded(via="sync")
+    assert report is not None and report.ran == 1
+    assert held == [None]  # while the run ran, nobody else could take the lease
+    assert queue.acquire_lease("reqrunner.run.0", 60) is not None  # released at the end
+    assert core.run_bounded(via="sync") is None  # and now that we hold it, no run starts
