@@ -361,28 +361,40 @@ class MiddlewareCore:
         except Exception:
             logger.exception("reqrunner's after-response work failed")
 
-    def in_background(self, work: Callable[[], None]) -> None:
-        """Start ``work`` in a thread of this process, waited for (boundedly) at exit."""
+    def in_background(self, work: Callable[[], None], *, finish: bool = False) -> None:
+        """Start ``work`` in a thread of this process, waited for (boundedly) at exit.
+
+        ``finish``: the process serves one request and exits (CGI, ``wsgi.run_once``), so its
+        exit is not a shutdown: the run is let finish, within twice its ``max_time``.
+        """
         thread = threading.Thread(
             target=self.call_safely, args=(work,), name="reqrunner-run", daemon=True
         )
         with _threads_lock:
-            _threads.add(thread)
+            if finish:
+                _finishing[thread] = self.lease_ttl
+            else:
+                _threads.add(thread)
         thread.start()
 
 
 _stopping = threading.Event()
 _threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+_finishing: weakref.WeakKeyDictionary[threading.Thread, float] = weakref.WeakKeyDictionary()
 _threads_lock = threading.Lock()
 
 
 @atexit.register
 def _wait_for_runs() -> None:
-    # Daemon threads so a stuck job never keeps a worker alive forever; but at a graceful exit
-    # ask the runs to stop after their current job and give that job SHUTDOWN_GRACE seconds.
+    # Daemon threads so a stuck job never keeps a worker alive forever. A one-request (CGI)
+    # process's run is what that process is for: wait for it. At any other exit, ask the runs
+    # to stop after their current job and give that job SHUTDOWN_GRACE seconds.
+    with _threads_lock:
+        finishing = list(_finishing.items())
+        threads = list(_threads)
+    for thread, bound in finishing:
+        thread.join(bound)
     _stopping.set()
     deadline = time.monotonic() + SHUTDOWN_GRACE
-    with _threads_lock:
-        threads = list(_threads)
     for thread in threads:
         thread.join(max(deadline - time.monotonic(), 0.0))

@@ -169,7 +169,7 @@ class ServerKind:
     """WSGI's ``wsgi.run_once``: the process serves this one request and exits (CGI)."""
 
 
-def resolve_auto(server: ServerKind) -> Literal["sync", "async"]:
+def resolve_auto(server: ServerKind) -> Literal["sync", "js"]:
     """The concrete mode ``auto`` picks for this server.
 
     ``sync`` wherever the process outlives the response. Measured with ``bench/middleware.py``
@@ -181,7 +181,11 @@ def resolve_auto(server: ServerKind) -> Literal["sync", "async"]:
     sync worker it queues behind visitors), it fails behind proxies and TLS terminators until
     ``self_url`` is set, and it ends in the same after-response run in the process that
     answers it.
-    ``async`` only where the process does not outlive the request (``wsgi.run_once``, i.e.
-    CGI): there the run must happen in another request.
+
+    ``js`` where the process does not outlive the request (``wsgi.run_once``, i.e. CGI): the
+    visitor's response ends only when that process exits, so any run *or* self-request in it
+    keeps the page loading (a self-request waits for a ``202`` that a CGI endpoint sends only
+    when its own process exits, after its run). The browser's POST starts another process,
+    whose slow answer nobody waits for.
     """
-    return "async" if server.run_once else "sync"
+    return "js" if server.run_once else "sync"

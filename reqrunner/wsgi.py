@@ -66,7 +66,7 @@ class WSGIMiddleware:
 
     ``application = WSGIMiddleware(application, queue, run_rate=0.01)``. The options are those of
     :class:`~reqrunner.ASGIMiddleware`; ``mode="auto"`` means ``sync`` unless the server runs
-    one request per process (``wsgi.run_once``, CGI), where it means ``async``.
+    one request per process (``wsgi.run_once``, CGI), where it means ``js``.
     """
 
     def __init__(
@@ -139,16 +139,22 @@ class WSGIMiddleware:
         start_response(
             f"{response.status} {http.HTTPStatus(response.status).phrase}", list(response.headers)
         )
-        return _Closing([response.body], response.after, self.core)
+        finish = bool(environ.get("wsgi.run_once"))
+        return _Closing([response.body], response.after, self.core, finish=finish)
 
 
 class _Closing:
     """A body whose ``close()`` hands ``after`` to a background thread."""
 
     def __init__(
-        self, body: Iterable[bytes], after: Callable[[], None] | None, core: MiddlewareCore
+        self,
+        body: Iterable[bytes],
+        after: Callable[[], None] | None,
+        core: MiddlewareCore,
+        *,
+        finish: bool,
     ) -> None:
-        self._body, self._after, self._core = body, after, core
+        self._body, self._after, self._core, self._finish = body, after, core, finish
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
@@ -160,7 +166,7 @@ class _Closing:
                 close()
         finally:
             if self._after is not None:
-                self._core.in_background(self._after)
+                self._core.in_background(self._after, finish=self._finish)
 
 
 class _Exchange:
@@ -270,5 +276,6 @@ class _Exchange:
             # having a bad moment, and a run would only add to it.
             if self._complete and self.plan in ("direct", "buffer"):
                 self._core.in_background(
-                    lambda: self._core.after_response(self._mode, _origin(self._environ))
+                    lambda: self._core.after_response(self._mode, _origin(self._environ)),
+                    finish=bool(self._environ.get("wsgi.run_once")),
                 )

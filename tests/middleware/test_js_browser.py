@@ -8,6 +8,9 @@ page's own fetch() calls get no script.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 import reqrunner
 
-from .servers import serve, wait_for
+from .servers import ROOT, free_port, serve, stop, wait_for
 from .sites import read_stamps
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -87,3 +90,81 @@ def test_the_browser_triggers_the_run(kind: str, browser: Browser, tmp_path: Pat
             assert queue.stats().waiting == 0
         finally:
             queue.close()
+
+
+CGI_SCRIPT = """#!{python}
+import sys
+sys.path.insert(0, {root!r})
+from wsgiref.handlers import CGIHandler
+from tests.middleware.sites import wsgi_app
+CGIHandler().run(wsgi_app())
+"""
+
+
+# Python's own CGI server. Run as root it would switch each CGI process to "nobody", who may
+# not read this venv's interpreter; these tests run as whoever started them instead.
+CGI_SERVER = """
+import http.server, os, sys
+os.setuid = lambda uid: None
+http.server.test(http.server.CGIHTTPRequestHandler, port=int(sys.argv[1]), bind="127.0.0.1")
+"""
+
+
+def test_auto_mode_under_cgi_leaves_the_run_to_the_browser(
+    browser: Browser, tmp_path: Path
+) -> None:
+    # Python's CGI server starts a process per request and ends the response when it exits,
+    # as CGI hosts do: any run in that process would keep the visitor's page loading.
+    cgi_bin = tmp_path / "cgi-bin"
+    cgi_bin.mkdir()
+    script = cgi_bin / "site.py"
+    script.write_text(CGI_SCRIPT.format(python=sys.executable, root=str(ROOT)))
+    script.chmod(0o755)
+    db = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    stamps = tmp_path / "stamps.jsonl"
+    port = free_port()
+    env = {**os.environ, "RR_DB": db, "RR_STAMPS": str(stamps), "RR_MODE": "auto"}
+    log = (tmp_path / "cgi.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-c", CGI_SERVER, str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    site = f"http://127.0.0.1:{port}/cgi-bin/site.py"
+    queue = reqrunner.JobQueue(db)
+    try:
+        wait_for(lambda: _up(f"http://127.0.0.1:{port}/"), 15, "the CGI server")
+        quiet = min(_load(f"{site}/page") for _ in range(2))
+        queue.dispatch("stamp", "cgi", 3.0)
+        page = browser.new_page()
+        try:
+            started = time.monotonic()
+            page.goto(f"{site}/page", wait_until="load")
+            took = time.monotonic() - started
+            assert page.locator("script[data-token]").count() == 1
+            wait_for(lambda: read_stamps(stamps), 20, "the browser-started run")
+        finally:
+            page.close()
+        # The page did not wait for the 3 s job: a process start more, at most.
+        assert took < quiet + 1.5, (took, quiet)
+        (stamp,) = read_stamps(stamps)
+        assert stamp["start"] > time.time() - 30
+    finally:
+        queue.close()
+        stop(server)
+        log.close()
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _load(url: str) -> float:
+    started = time.monotonic()
+    httpx.get(url, timeout=30).raise_for_status()
+    return time.monotonic() - started
