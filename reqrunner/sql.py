@@ -38,6 +38,11 @@ INSERT_COLUMNS = (
     "created_at",
 )
 
+#: PostgreSQL types of INSERT_COLUMNS, for ``insert_arrays``.
+_PG_TYPES = (
+    "text", "text", "text", "int", "text", "float8", "int", "int", "float8", "float8", "text",
+    "text", "float8",
+)  # fmt: skip
 _VALUES_ROW = "(" + ", ".join("?" for _ in INSERT_COLUMNS) + ")"
 _INSERT = f"INSERT INTO {JOBS} ({', '.join(INSERT_COLUMNS)}) VALUES "
 
@@ -81,6 +86,11 @@ class DialectSQL:
                 "SELECT id, pg_notify('reqrunner', queue) FROM ins"
             )
         return self.insert(1, returning=self.name != "mysql")
+
+    def insert_arrays(self) -> str:
+        """PostgreSQL: insert any number of jobs from one array per column, returning ids."""
+        arrays = ", ".join(f"%s::{kind}[]" for kind in _PG_TYPES)
+        return f"{_INSERT.removesuffix(' VALUES ')} SELECT * FROM unnest({arrays}) RETURNING id"
 
     def insert_unique(self) -> str:
         """Insert one job unless an unclaimed job holds its unique slot."""
