@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -96,6 +97,22 @@ def queue(db_url: str) -> Iterator[reqrunner.JobQueue]:
 
 def kind_of(url: str) -> str:
     return make_url(url).get_backend_name()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless chromium for the browser tests (skipped, saying why, when it is missing)."""
+    from tests.live import CHROMIUM, CHROMIUM_ARGS  # noqa: PLC0415
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra)")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,6 +16,16 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium, driven through Playwright (which cannot download a browser here)."""
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -67,6 +77,11 @@ def started(
                 raise RuntimeError(f"{command[0]} did not come up:\n{running.output()}")
             time.sleep(0.1)
         yield running
+    except BaseException:
+        stop(process)
+        # Shown by pytest with the failure: what the server said is usually the explanation.
+        print(f"--- {command[0]} log ---\n{running.output()}")
+        raise
     finally:
         stop(process)
 

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from tests.live import BIN, ROOT, free_port, started, stop, wait_for
+
+__all__ = [
+    "KINDS", "ROOT", "Server", "baseline", "command", "free_port", "serve", "stop", "ttlb",
+    "wait_for",
+]  # fmt: skip
 
 KINDS = ("uvicorn", "gunicorn", "waitress")
 """The servers every real-server test runs on; ``gthread`` (gunicorn's threaded worker) joins
 the timing tests, where keep-alive on a threaded WSGI server is what could go wrong."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def command(kind: str, port: int, *, workers: int = 1) -> list[str]:
@@ -68,48 +61,15 @@ def serve(
     """Start the test site on ``kind``; ``env``: the ``RR_*`` settings of tests.middleware.sites."""
     port = free_port()
     log = tmp / f"{kind}-{port}.log"
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command(kind, port, workers=workers),
-            cwd=ROOT,
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(kind, port, process, log)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{kind} exited early:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} did not come up:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield server
-    except BaseException:
-        stop(process)
-        # Shown by pytest with the failure: what the server said is usually the explanation.
-        print(f"--- {kind} log ---\n{log.read_text()}")
-        raise
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server this test started, by its PID: SIGTERM, then SIGKILL after 10 s."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
+    with started(
+        command(kind, port, workers=workers),
+        port=port,
+        log=log,
+        env={"PYTHONPATH": str(ROOT), **env},
+        ready_path="/health",
+        timeout=timeout,
+    ) as running:
+        yield Server(kind, port, running.process, log)
 
 
 def ttlb(client: httpx.Client, url: str) -> tuple[float, httpx.Response]:
@@ -123,12 +83,3 @@ def ttlb(client: httpx.Client, url: str) -> tuple[float, httpx.Response]:
 def baseline(client: httpx.Client, url: str, n: int = 7) -> float:
     """Median time to last byte of ``url`` over ``n`` requests."""
     return statistics.median(ttlb(client, url)[0] for _ in range(n))
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll ``predicate()`` every 50 ms until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
