@@ -65,7 +65,8 @@ def mysql_url() -> Iterator[str]:
     yield from _server_database("mysql")
 
 
-def _drop_tables(url: str) -> None:
+def drop_tables(url: str) -> None:
+    """Drop reqrunner's tables (and the tests' own) so the next queue starts clean."""
     engine = resolve_engine(url)
     with engine.begin() as conn:
         for table in TABLES:
@@ -84,7 +85,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/jobs.sqlite3"
     url: str = request.getfixturevalue(f"{request.param}_url")
-    _drop_tables(url)
+    drop_tables(url)
     return url
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import reqrunner
 from reqrunner import JobState
 from tests import catalogue
+from tests.live import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,15 +28,6 @@ def _runner(
     )
 
 
-def _wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_runner_killed_mid_job_the_job_runs_again_after_its_lease(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -46,7 +38,7 @@ def test_runner_killed_mid_job_the_job_runs_again_after_its_lease(
     others = jobs.add.dispatch_many([[i, i] for i in range(5)])
     proc = _runner(db_url, "once", stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: marker.exists() and marker.read_text() == "1\n", 20, "the job to start")
+        wait_for(lambda: marker.exists() and marker.read_text() == "1\n", 20, "the job to start")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(10)
@@ -106,7 +98,7 @@ def test_a_live_job_running_three_times_its_ttr_is_not_claimed_again(
     job_id = jobs.long_lease.dispatch(3.0, str(marker))  # ttr is 1 s
     proc = _runner(db_url, "once")
     try:
-        _wait_for(marker.exists, 20, "the job to start")
+        wait_for(marker.exists, 20, "the job to start")
         started = time.monotonic()
         # A second runner keeps trying for the whole 3 s, well past the 1 s ttr.
         while time.monotonic() - started < 3.2 and proc.poll() is None:

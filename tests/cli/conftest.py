@@ -20,14 +20,13 @@ from typing import Any
 import pytest
 
 import reqrunner
-from reqrunner.database import resolve_engine
 from tests.cli.app_for_cli import build_queue
+from tests.conftest import drop_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.cli.app_for_cli:queue"
 _SCRIPT = shutil.which("reqrunner", path=str(Path(sys.executable).parent))
 SCRIPT = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "reqrunner"]
-TABLES = ("reqrunner_jobs", "reqrunner_meta", "reqrunner_leases")
 
 
 def cli_env(url: str, **extra: str) -> dict[str, str]:
@@ -73,20 +72,12 @@ class CLI:
         )
 
 
-def _drop_tables(url: str) -> None:
-    engine = resolve_engine(url)
-    with engine.begin() as conn:
-        for table in TABLES:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def cli_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/jobs.sqlite3"
     url: str = request.getfixturevalue("postgresql_url")
-    _drop_tables(url)
+    drop_tables(url)
     return url
 
 
@@ -97,7 +88,7 @@ def sqlite_cli_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def pg_cli_url(postgresql_url: str) -> str:
-    _drop_tables(postgresql_url)
+    drop_tables(postgresql_url)
     return postgresql_url
 
 
