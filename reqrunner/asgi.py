@@ -114,6 +114,13 @@ class ASGIMiddleware:
         )
         self.mode: Concrete = self.core.concrete_mode(ServerKind(protocol="asgi"))
 
+    def tick_url(self, base_url: str) -> str:
+        """The signed URL that makes this site run a bounded batch of due jobs when fetched:
+        give it to an uptime monitor or a remote cron so that a site without visitors still
+        runs its jobs. ``base_url`` is the site's public address (``"https://example.org"``,
+        with the app's mount point if it has one); the URL is valid for a year."""
+        return self.core.tick_url(base_url)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)

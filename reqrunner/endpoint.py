@@ -1,9 +1,11 @@
 """reqrunner's own routes below ``{path}``, framework-neutral.
 
 ``{path}/run`` takes a signed POST, answers ``202`` at once and runs a bounded batch after its own
-response. ``{path}/trigger.js`` is the script ``js`` mode injects. ``{path}/admin…`` goes to the
-admin handler when one is configured. Anything else is a plain 404, and refusals say nothing
-about why: a caller without the secret learns nothing from probing.
+response; ``{path}/tick?token=…`` does the same for a long-lived signed URL that an uptime
+monitor or a remote cron can fetch when a quiet site has no visitors. ``{path}/trigger.js`` is
+the script ``js`` mode injects. ``{path}/admin…`` goes to the admin handler when one is
+configured. Anything else is a plain 404, and refusals say nothing about why: a caller without
+the secret learns nothing from probing.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from .http import Request, Response
 from .signing import Signer
 from .trigger import SCRIPT
 
-__all__ = ["RUN_PURPOSE", "Handler", "Router"]
+__all__ = ["RUN_PURPOSE", "TICK_PURPOSE", "Handler", "Router"]
 
 Handler = Callable[[Request], Response]
 """A route: takes the whole request, returns the whole response (blocking; run off any loop)."""
 
 RUN_PURPOSE = "run"
 """The signing purpose of tokens accepted by ``{path}/run``."""
+
+TICK_PURPOSE = "tick"
+"""The signing purpose of the long-lived tokens in ``{path}/tick`` URLs."""
 
 _TEXT = (("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store"))
 
@@ -57,6 +62,8 @@ class Router:
         path = request.path
         if path == "/run":
             return self._run_endpoint(request)
+        if path == "/tick":
+            return self._tick(request)
         if path == "/trigger.js":
             return self._script(request)
         if self._admin is not None and (path == "/admin" or path.startswith("/admin/")):
@@ -66,8 +73,17 @@ class Router:
     def _run_endpoint(self, request: Request) -> Response:
         if request.method != "POST":
             return _plain(405, "Method Not Allowed", ("allow", "POST"))
-        token = request.form().get("token", "")
-        if not token or not self._signer().verify(token, RUN_PURPOSE):
+        return self._accept(request.form().get("token", ""), RUN_PURPOSE)
+
+    def _tick(self, request: Request) -> Response:
+        """A quiet site's clock: an uptime monitor or a remote cron GETs the signed URL (the
+        token is in the query string, since such tools can only fetch a URL)."""
+        if request.method not in ("GET", "HEAD", "POST"):
+            return _plain(405, "Method Not Allowed", ("allow", "GET, HEAD, POST"))
+        return self._accept(request.query.get("token", ""), TICK_PURPOSE)
+
+    def _accept(self, token: str, purpose: str) -> Response:
+        if not token or not self._signer().verify(token, purpose):
             return _plain(403, "Forbidden")
         return Response(
             status=202,

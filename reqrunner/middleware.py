@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .admin import AdminAccess, AdminSite
-from .endpoint import RUN_PURPOSE, Router
+from .endpoint import RUN_PURPOSE, TICK_PURPOSE, Router
 from .http import Request, Response
 from .models import Limits, RunReport
 from .policy import Mode, PageView, RunPolicy, ServerKind, default_qualify, resolve_auto
@@ -53,6 +53,9 @@ gunicorn's default 30 s ``graceful_timeout``, so the worker exits on its own).""
 SELF_REQUEST_TOKEN_TTL = 60.0
 """A self-request's token is used within milliseconds; a minute absorbs clock steps."""
 SCRIPT_TOKEN_TTL = 600.0
+TICK_TOKEN_TTL = 365 * 24 * 3600.0
+"""A tick URL is pasted into an uptime monitor's settings once: it lasts a year (or until the
+site's secret changes)."""
 """A page's script token must outlive a slow page load and a tab restored from memory."""
 LEASE_RECHECK_SECONDS = 1.0
 """How often a run renews (and so re-checks) its lease between jobs."""
@@ -285,6 +288,12 @@ class MiddlewareCore:
             if self._client is None:
                 self._client = httpx.Client(trust_env=False)
             return self._client
+
+    def tick_url(self, base_url: str) -> str:
+        """The signed ``{path}/tick`` URL of the site at ``base_url`` (scheme, host and the
+        app's mount point, e.g. ``"https://example.org"``), valid for a year."""
+        token = self.signer().sign(TICK_PURPOSE, ttl=TICK_TOKEN_TTL)
+        return f"{base_url.rstrip('/')}{self.path}/tick?token={token}"
 
     def run_from_endpoint(self) -> None:
         """The bounded run promised by ``{path}/run``'s ``202`` (blocking, never raises)."""

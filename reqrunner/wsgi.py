@@ -102,6 +102,13 @@ class WSGIMiddleware:
             admin=admin,
         )
 
+    def tick_url(self, base_url: str) -> str:
+        """The signed URL that makes this site run a bounded batch of due jobs when fetched:
+        give it to an uptime monitor or a remote cron so that a site without visitors still
+        runs its jobs. ``base_url`` is the site's public address (``"https://example.org"``,
+        with the app's mount point if it has one); the URL is valid for a year."""
+        return self.core.tick_url(base_url)
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         sub = self.core.own_subpath(environ.get("PATH_INFO", ""))
         if sub is not None:

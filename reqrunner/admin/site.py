@@ -157,7 +157,7 @@ class AdminSite:
             html = views.overview_page(
                 page,
                 overview(queue),
-                self._health(),
+                self._health(request),
                 reserved=reserved,
                 failed=failed,
                 query=query,
@@ -217,9 +217,12 @@ class AdminSite:
             query=query,
         )
 
-    def _health(self) -> views.Health:
+    def _health(self, request: Request) -> views.Health:
         core = self._core
+        # request.root_path is the app's mount point followed by reqrunner's own path.
+        mount = request.root_path.removesuffix(core.path)
         return views.Health(
+            tick_url=core.tick_url(f"{request.scheme}://{request.host}{mount}"),
             mode=core.mode,
             run_rate=core.policy.run_rate,
             max_jobs=core.limits.max_jobs,

@@ -41,6 +41,8 @@ class Health:
     breaker_open: bool
     breaker_error: str | None
     database: str
+    tick_url: str
+    """The signed URL that makes a quiet site run its due jobs when fetched."""
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def _health(page: Page, data: Overview, health: Health) -> Safe:
         "sync": "sync: runs in this process after the response",
         "async": "async: a signed self-request to the run endpoint, in-process if it fails",
         "js": "js: the visitor's browser calls the run endpoint",
-        "auto": "auto: in-process after the response (a self-request under CGI)",
+        "auto": "auto: in-process after the response (the visitor's browser under CGI)",
     }.get(health.mode, health.mode)
     if health.run_rate <= 0:
         mode = "off: run_rate=0, page views never run jobs"
@@ -230,7 +232,10 @@ def _health(page: Page, data: Overview, health: Health) -> Safe:
         "<dt>Last self-request</dt><dd>{self_request}</dd>"
         "<dt>Circuit breaker (this process)</dt><dd>{breaker}</dd>"
         '<dt>Workers seen</dt><dd><ul class="plain">{workers}</ul></dd>'
-        "<dt>Database</dt><dd><code>{db}</code></dd></dl></section>",
+        "<dt>Database</dt><dd><code>{db}</code></dd>"
+        "<dt>Tick URL</dt><dd>for quiet sites: point an uptime monitor or a remote cron at "
+        '<code class="tick">{tick}</code>; each fetch runs a bounded batch of due jobs '
+        "(valid for a year, or until the site's secret changes)</dd></dl></section>",
         mode=mode,
         rate=f"{health.run_rate:g}",
         jobs="unlimited" if health.max_jobs is None else health.max_jobs,
@@ -240,6 +245,7 @@ def _health(page: Page, data: Overview, health: Health) -> Safe:
         breaker=breaker,
         workers=workers,
         db=health.database,
+        tick=health.tick_url,
     )
 
 

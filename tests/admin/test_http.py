@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -210,6 +211,19 @@ def test_overview_says_when_nothing_is_due(client: httpx.Client) -> None:
     assert "Nothing is due." in html
     assert "none recorded yet" in html
     assert "none in the last 35 s" in html
+
+
+def test_overview_shows_a_working_tick_url(site: Site, client: httpx.Client) -> None:
+    found = re.search(r'<code class="tick">([^<]+)</code>', client.get(ADMIN).text)
+    assert found, "no tick URL on the overview"
+    url = html.unescape(found[1])
+    assert url.startswith("http://testserver/_reqrunner/tick?token=")
+    site.queue.dispatch("shop.noop")
+    anonymous = httpx.Client(transport=client._transport, base_url="http://testserver")
+    assert anonymous.get(url).status_code == 202  # no admin credentials needed: the token is
+    join_runs()
+    stats = site.queue.stats()
+    assert (stats.waiting, stats.done) == (0, 1)
 
 
 def test_overview_warns_when_nothing_runs_jobs(site: Site) -> None:

@@ -82,6 +82,7 @@ class Driver:
         self.protocol = protocol
         self.middleware: ASGIMiddleware | WSGIMiddleware | None = None
         self.app: Any = None
+        self.query = ""
         self.run_once = False
         """WSGI's ``wsgi.run_once`` in the environ sent (True: a CGI server)."""
         self.chunks: list[bytes] = []
@@ -105,6 +106,7 @@ class Driver:
     ) -> Result:
         """Send one request; returns once any run it started has finished."""
         headers = {"host": "testserver", **(headers or {})}
+        path, _, self.query = path.partition("?")
         if self.protocol == "asgi":
             return anyio.run(self._asgi, method, path, headers, body)
         return self._wsgi(method, path, headers, body)
@@ -119,7 +121,7 @@ class Driver:
             "path": path,
             "raw_path": path.encode(),
             "root_path": "",
-            "query_string": b"",
+            "query_string": self.query.encode(),
             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
             "client": ("127.0.0.1", 50000),
             "server": ("testserver", 80),
@@ -149,7 +151,7 @@ class Driver:
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
             "SCRIPT_NAME": "",
-            "QUERY_STRING": "",
+            "QUERY_STRING": self.query,
             "SERVER_NAME": "testserver",
             "SERVER_PORT": "80",
             "SERVER_PROTOCOL": "HTTP/1.1",

@@ -127,6 +127,55 @@ def test_endpoint_refuses_and_runs_nothing(
     assert jobs_queue.stats().waiting == 1
 
 
+def test_tick_url_runs_due_jobs_when_fetched(
+    driver: Driver, jobs_queue: reqrunner.JobQueue
+) -> None:
+    """A quiet site's uptime monitor fetches the signed tick URL: the due jobs run."""
+    driver.wrap(jobs_queue, secret=SECRET, run_rate=0)
+    assert driver.middleware is not None
+    url = driver.middleware.tick_url("https://example.org/")
+    assert url.startswith("https://example.org/_reqrunner/tick?token=")
+    path = url.removeprefix("https://example.org")
+    jobs_queue.dispatch("noop")
+    result = driver.request("GET", path)
+    assert (result.status, result.body) == (202, b"Accepted")
+    assert jobs_queue.stats().waiting == 0
+    # A year-long token: still good in eleven months, not in thirteen.
+    expires = int(path.rsplit("=", 1)[1].split(".")[0])
+    assert 330 * 86400 < expires - time.time() < 367 * 86400
+
+
+@pytest.mark.parametrize(
+    ("method", "token", "status"),
+    [
+        pytest.param("GET", None, 403, id="unsigned"),
+        pytest.param("GET", "run-token", 403, id="a-run-token"),
+        pytest.param("GET", "tampered", 403, id="tampered"),
+        pytest.param("GET", "expired", 403, id="expired"),
+        pytest.param("GET", "other-secret", 403, id="other-secret"),
+        pytest.param("PUT", "valid", 405, id="put"),
+    ],
+)
+def test_tick_refuses_and_runs_nothing(
+    driver: Driver, jobs_queue: reqrunner.JobQueue, method: str, token: str | None, status: int
+) -> None:
+    driver.wrap(jobs_queue, secret=SECRET, run_rate=0)
+    jobs_queue.dispatch("noop")
+    valid = Signer(SECRET).sign("tick", ttl=600)
+    tokens = {
+        None: "",
+        "valid": valid,
+        "run-token": Signer(SECRET).sign("run", ttl=600),
+        "tampered": tampered(valid),
+        "expired": Signer(SECRET, clock=lambda: time.time() - 3600).sign("tick", ttl=60),
+        "other-secret": Signer("not-the-site-secret").sign("tick", ttl=600),
+    }
+    result = driver.request(method, f"/_reqrunner/tick?token={tokens[token]}")
+    assert result.status == status
+    assert result.body in (b"Forbidden", b"Method Not Allowed")
+    assert jobs_queue.stats().waiting == 1
+
+
 def test_secret_defaults_to_the_sites_stored_secret(
     driver: Driver, jobs_queue: reqrunner.JobQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
