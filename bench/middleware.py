@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import reqrunner  # noqa: E402
-from reqrunner.asgi import ASGIMiddleware  # noqa: E402
-from reqrunner.wsgi import WSGIMiddleware  # noqa: E402
+from reqrunner.web.asgi import ASGIMiddleware  # noqa: E402
+from reqrunner.web.wsgi import WSGIMiddleware  # noqa: E402
 from tests.middleware.servers import serve, ttlb  # noqa: E402
 from tests.middleware.sites import read_stamps  # noqa: E402
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import reqrunner  # noqa: E402
-from reqrunner.database import resolve_engine  # noqa: E402
+from reqrunner.store.database import resolve_engine  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BENCH_PG_DB = "reqrunner_bench"

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from reqrunner.asgi import ASGIApp
+from reqrunner.web.asgi import ASGIApp
 
 from . import views
 from .jobs import queue

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from reqrunner import ASGIMiddleware, JobQueue, WSGIMiddleware
-from reqrunner.asgi import ASGIApp, Receive, Scope, Send
-from reqrunner.policy import Mode
-from reqrunner.wsgi import StartResponse, WSGIApp
+from reqrunner.web.asgi import ASGIApp, Receive, Scope, Send
+from reqrunner.web.policy import Mode
+from reqrunner.web.wsgi import StartResponse, WSGIApp
 
 from .views import MODES
 

@@ -10,7 +10,7 @@ from html import escape
 from urllib.parse import quote
 
 from reqrunner import JobInfo, JobState
-from reqrunner.policy import Mode
+from reqrunner.web.policy import Mode
 
 from . import markup
 from .jobs import outbox, queue, wiki

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from .context import JobContext
 from .errors import JobInterrupted, JobNotFound, ReqRunnerError, StoreError, UnknownJob
+from .jobs import Job, JobCall
 from .models import DEFAULT_LIMITS, JobError, JobInfo, JobState, Limits, QueueStats, RunReport
 from .queue import JobQueue
-from .registry import Job, JobCall
 
 if TYPE_CHECKING:
-    from .admin import BasicAuth
-    from .asgi import ASGIMiddleware
-    from .policy import PageView
-    from .wsgi import WSGIMiddleware
+    from .web.admin import BasicAuth
+    from .web.asgi import ASGIMiddleware
+    from .web.policy import PageView
+    from .web.wsgi import WSGIMiddleware
 
 __version__ = "0.1.0"
 
@@ -51,10 +51,10 @@ __all__ = [
 # The web side (anyio, httpx, the admin pages) loads on first use, so that a CLI worker or a
 # cron run that only runs jobs starts without it.
 _LAZY = {
-    "ASGIMiddleware": ".asgi",
-    "WSGIMiddleware": ".wsgi",
-    "PageView": ".policy",
-    "BasicAuth": ".admin",
+    "ASGIMiddleware": ".web.asgi",
+    "WSGIMiddleware": ".web.wsgi",
+    "PageView": ".web.policy",
+    "BasicAuth": ".web.admin",
 }
 
 

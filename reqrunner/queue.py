@@ -12,13 +12,13 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from sqlalchemy.engine import Engine
 
-from .database import Database, resolve_engine
-from .manage import Manager
-from .meta import Meta
+from .jobs import Job, JobOptions
 from .models import JobInfo, JobState, Limits, QueueStats, RunReport
-from .registry import Job, JobOptions
 from .runner import Runner
-from .store import Store
+from .store.database import Database, resolve_engine
+from .store.manage import Manager
+from .store.meta import Meta
+from .store.operations import Store
 
 __all__ = ["JobQueue"]
 

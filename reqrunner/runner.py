@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from . import memory
 from .context import JobContext
 from .models import Limits, RunReport, StopReason
-from .store import Ack, Claimed, Store, history_with
+from .store.operations import Ack, Claimed, Store, history_with
 
 if TYPE_CHECKING:
-    from .registry import Job
+    from .jobs import Job
 
 __all__ = ["Runner", "backoff_delay"]
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 
 import reqrunner
-from reqrunner.database import resolve_engine
+from reqrunner.store.database import resolve_engine
 
 #: Calls made in this process, for in-process tests: (job name, args...).
 CALLS: list[tuple[object, ...]] = []

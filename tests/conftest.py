@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import reqrunner
-from reqrunner.database import resolve_engine
+from reqrunner.store.database import resolve_engine
 
 SERVERS = {
     "postgresql": "REQRUNNER_TEST_POSTGRES_URL",

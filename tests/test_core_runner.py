@@ -10,7 +10,7 @@ import reqrunner
 from reqrunner import JobState, Limits
 from reqrunner import memory as memory_mod
 from reqrunner.runner import backoff_delay
-from reqrunner.store import Ack
+from reqrunner.store.operations import Ack
 from tests import catalogue
 from tests.catalogue import CALLS
 

@@ -28,7 +28,7 @@ def test_middleware_names_load_lazily() -> None:
     """A worker process that only runs jobs does not import the web side."""
     code = (
         "import sys, reqrunner; "
-        "assert 'reqrunner.asgi' not in sys.modules and 'httpx' not in sys.modules; "
-        "reqrunner.ASGIMiddleware; assert 'reqrunner.asgi' in sys.modules"
+        "assert 'reqrunner.web.asgi' not in sys.modules and 'httpx' not in sys.modules; "
+        "reqrunner.ASGIMiddleware; assert 'reqrunner.web.asgi' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import reqrunner
-from reqrunner.admin import AdminAccess, BasicAuth
+from reqrunner.web.admin import AdminAccess, BasicAuth
 
 from .site_app import PASSWORD, USER, make_queue, wrap
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import reqrunner
-from reqrunner.admin import AdminAccess, BasicAuth
-from reqrunner.asgi import ASGIApp, ASGIMiddleware
-from reqrunner.wsgi import WSGIMiddleware
+from reqrunner.web.admin import AdminAccess, BasicAuth
+from reqrunner.web.asgi import ASGIApp, ASGIMiddleware
+from reqrunner.web.wsgi import WSGIMiddleware
 
 USER, PASSWORD = "admin", "s3cret pass"
 PAGE = b"<!doctype html><html><body><h1>The site</h1></body></html>"

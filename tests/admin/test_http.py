@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import reqrunner
-from reqrunner.admin import BasicAuth
+from reqrunner.web.admin import BasicAuth
 
 from .conftest import ADMIN, Site, join_runs, post, token
 from .site_app import PASSWORD, USER, register
@@ -108,9 +108,9 @@ def test_basic_auth_lets_the_right_user_in(client: httpx.Client) -> None:
 
 
 def test_callable_check_gets_the_request_and_refuses_with_403(site: Site) -> None:
-    seen: list[reqrunner.http.Request] = []
+    seen: list[reqrunner.web.http.Request] = []
 
-    def staff_only(request: reqrunner.http.Request) -> bool:
+    def staff_only(request: reqrunner.web.http.Request) -> bool:
         seen.append(request)
         return request.headers.get("x-staff") == "yes"
 
@@ -136,7 +136,7 @@ def test_a_check_that_does_not_return_true_refuses(site: Site, check: object) ->
 def test_admin_must_be_a_check(sqlite_url: str) -> None:
     queue = reqrunner.JobQueue(sqlite_url)
     with pytest.raises(TypeError, match="admin must be callable"):
-        reqrunner.asgi.ASGIMiddleware(lambda *a: None, queue, admin="s3cret")  # type: ignore[arg-type]
+        reqrunner.web.asgi.ASGIMiddleware(lambda *a: None, queue, admin="s3cret")  # type: ignore[arg-type]
 
 
 def test_basic_auth_validates_its_arguments() -> None:

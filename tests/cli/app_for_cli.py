@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import reqrunner
-from reqrunner.asgi import ASGIMiddleware
+from reqrunner.web.asgi import ASGIMiddleware
 
 
 def stamp(path: str, tag: str = "") -> None:

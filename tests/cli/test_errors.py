@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from reqrunner.cli import main
+from reqrunner.cli.main import main
 from tests.cli.conftest import CLI
 
 

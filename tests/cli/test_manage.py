@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import reqrunner
-from reqrunner.cli import main
+from reqrunner.cli.main import main
 from tests.cli.app_for_cli import build_queue
 from tests.cli.conftest import APP, CLI, ROOT, SCRIPT, cli_env
 

@@ -12,8 +12,8 @@ import anyio
 import pytest
 
 import reqrunner
-from reqrunner.asgi import ASGIMiddleware
-from reqrunner.wsgi import WSGIMiddleware
+from reqrunner.web.asgi import ASGIMiddleware
+from reqrunner.web.wsgi import WSGIMiddleware
 
 HTML = b"<html><body><h1>page</h1></body></html>"
 

@@ -29,8 +29,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 import reqrunner
-from reqrunner.asgi import ASGIMiddleware
-from reqrunner.wsgi import WSGIMiddleware
+from reqrunner.web.asgi import ASGIMiddleware
+from reqrunner.web.wsgi import WSGIMiddleware
 
 PAGE = b"<!doctype html><html><head><title>t</title></head><body><p>hello</p></body></html>"
 

@@ -14,9 +14,9 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 import reqrunner
-from reqrunner.asgi import ASGIMiddleware
-from reqrunner.policy import PageView, RunPolicy
-from reqrunner.wsgi import WSGIMiddleware
+from reqrunner.web.asgi import ASGIMiddleware
+from reqrunner.web.policy import PageView, RunPolicy
+from reqrunner.web.wsgi import WSGIMiddleware
 
 from .conftest import HTML, STREAM, Driver
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 import reqrunner
-from reqrunner.asgi import ASGIMiddleware
-from reqrunner.http import Request, Response
-from reqrunner.signing import Signer
-from reqrunner.wsgi import WSGIMiddleware
+from reqrunner.web.asgi import ASGIMiddleware
+from reqrunner.web.http import Request, Response
+from reqrunner.web.signing import Signer
+from reqrunner.web.wsgi import WSGIMiddleware
 
 from .conftest import HTML, Driver, inner_asgi
 

@@ -7,8 +7,8 @@ import re
 import pytest
 
 import reqrunner
-from reqrunner.signing import Signer
-from reqrunner.trigger import Injector
+from reqrunner.web.signing import Signer
+from reqrunner.web.trigger import Injector
 
 from .conftest import HTML, STREAM, Driver
 

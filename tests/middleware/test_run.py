@@ -7,7 +7,7 @@ import time
 import pytest
 
 import reqrunner
-from reqrunner.middleware import MiddlewareCore
+from reqrunner.web.core import MiddlewareCore
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ import pytest
 
 import reqrunner
 from reqrunner import JobState
-from reqrunner.database import resolve_engine
-from reqrunner.signing import Signer
+from reqrunner.store.database import resolve_engine
+from reqrunner.web.signing import Signer
 
 from .servers import KINDS, baseline, serve, ttlb, wait_for
 from .sites import read_stamps

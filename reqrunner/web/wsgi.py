@@ -17,13 +17,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from .admin import AdminAccess
+from .core import MAX_ROUTE_BODY, MiddlewareCore, Origin, Qualify, logger
 from .http import Request
-from .middleware import MAX_ROUTE_BODY, MiddlewareCore, Origin, Qualify, logger
 from .policy import Mode, PageView, ServerKind
 from .trigger import MAX_INJECT_BYTES, Injector, can_inject
 
 if TYPE_CHECKING:
-    from .queue import JobQueue
+    from ..queue import JobQueue
 
 __all__ = ["WSGIApp", "WSGIMiddleware"]
 

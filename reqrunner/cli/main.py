@@ -22,11 +22,11 @@ from typing import NoReturn
 
 from rich.logging import RichHandler
 
-from . import __version__
-from .cli_app import EXIT_USAGE, UsageError
-from .cli_commands import run_command
-from .cli_output import stderr_console
-from .models import Limits
+from .. import __version__
+from ..models import Limits
+from .app import EXIT_USAGE, UsageError
+from .commands import run_command
+from .output import stderr_console
 
 __all__ = ["build_parser", "main"]
 

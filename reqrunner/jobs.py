@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from . import payload
 from .context import JobContext
-from .store import NewJob
+from .store.operations import NewJob
 
 if TYPE_CHECKING:
     from .queue import JobQueue

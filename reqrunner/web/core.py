@@ -27,16 +27,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..models import Limits, RunReport
 from .admin import AdminAccess, AdminSite
-from .endpoint import RUN_PURPOSE, TICK_PURPOSE, Router
 from .http import Request, Response
-from .models import Limits, RunReport
 from .policy import Mode, PageView, RunPolicy, ServerKind, default_qualify, resolve_auto
+from .routes import RUN_PURPOSE, TICK_PURPOSE, Router
 from .signing import Signer
 from .trigger import CircuitBreaker, post_run, run_url, script_tag
 
 if TYPE_CHECKING:
-    from .queue import JobQueue
+    from ..queue import JobQueue
 
 __all__ = ["SHUTDOWN_GRACE", "Concrete", "MiddlewareCore", "Origin", "Qualify"]
 

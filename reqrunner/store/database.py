@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from .errors import StoreError
+from ..errors import StoreError
+from .dialects import DialectSQL, for_dialect
 from .schema import SCHEMA_VERSION, metadata
-from .sql import DialectSQL, for_dialect
 
 __all__ = ["DEFAULT_SQLITE_FILE", "Cursor", "Database", "resolve_engine"]
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .models import JobInfo, QueueStats, RunReport
+from ..models import JobInfo, QueueStats, RunReport
 
 __all__ = [
     "Output",

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..models import JobInfo, JobState
+from ...models import JobInfo, JobState
 from . import parts
 from .data import Finished, Overview
 from .markup import Safe, ago, duration, esc, join, render, url

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..models import JobInfo, JobState
+from ...models import JobInfo, JobState
 from .markup import Safe, ago, join, render, url
 
 __all__ = [

@@ -28,8 +28,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from ...models import JobInfo, JobState
 from ..http import Request, Response
-from ..models import JobInfo, JobState
 from . import parts, views
 from .auth import AdminAccess, BasicAuth, allows
 from .csrf import Csrf
@@ -37,7 +37,7 @@ from .data import overview
 from .markup import url
 
 if TYPE_CHECKING:
-    from ..middleware import MiddlewareCore
+    from ..core import MiddlewareCore
 
 __all__ = ["AdminSite"]
 

@@ -6,8 +6,8 @@ import importlib
 import os
 import sys
 
-from .database import resolve_engine
-from .queue import JobQueue
+from ..queue import JobQueue
+from ..store.database import resolve_engine
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "load_queue"]
 

@@ -26,12 +26,12 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .cli_output import WorkerSeen
-from .errors import StoreError
-from .models import Limits
+from ..errors import StoreError
+from ..models import Limits
+from .output import WorkerSeen
 
 if TYPE_CHECKING:
-    from .queue import JobQueue
+    from ..queue import JobQueue
 
 __all__ = ["Worker", "request_restart", "workers_seen"]
 

@@ -12,10 +12,10 @@ import sys
 
 import httpx
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, UsageError, load_queue
-from .cli_output import Output
-from .endpoint import RUN_PURPOSE
-from .signing import Signer
+from ..web.routes import RUN_PURPOSE
+from ..web.signing import Signer
+from .app import EXIT_FAILURE, EXIT_OK, UsageError, load_queue
+from .output import Output
 
 __all__ = ["ping", "run_url"]
 

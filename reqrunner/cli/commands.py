@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, UsageError, load_queue
-from .cli_output import Output
-from .cli_ping import ping
-from .errors import ReqRunnerError
-from .models import Limits
-from .queue import JobQueue
+from ..errors import ReqRunnerError
+from ..models import Limits
+from ..queue import JobQueue
+from .app import EXIT_FAILURE, EXIT_OK, UsageError, load_queue
+from .output import Output
+from .ping import ping
 from .worker import Worker, request_restart, workers_seen
 
 __all__ = ["run_command"]

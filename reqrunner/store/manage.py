@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..models import JobError, JobInfo, JobState, QueueStats
 from .database import Database
-from .models import JobError, JobInfo, JobState, QueueStats
-from .sql import JOBS
+from .dialects import JOBS
 
 __all__ = ["Manager", "state_filter"]
 

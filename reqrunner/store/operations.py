@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from .database import Cursor, Database
-from .sql import INSERT_COLUMNS, JOBS
+from .dialects import INSERT_COLUMNS, JOBS
 
 __all__ = ["Ack", "Claimed", "CycleResult", "NewJob", "Store"]
 

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from .admin import AdminAccess
+from .core import MAX_ROUTE_BODY, Concrete, MiddlewareCore, Origin, Qualify, logger
 from .http import Request
-from .middleware import MAX_ROUTE_BODY, Concrete, MiddlewareCore, Origin, Qualify, logger
 from .policy import Mode, PageView, ServerKind
 from .trigger import Injector, can_inject
 
 if TYPE_CHECKING:
-    from .queue import JobQueue
+    from ..queue import JobQueue
 
 __all__ = ["ASGIApp", "ASGIMiddleware"]
 

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..models import QueueStats
+from ...models import QueueStats
 
 if TYPE_CHECKING:
-    from ..queue import JobQueue
+    from ...queue import JobQueue
 
 __all__ = ["Finished", "Overview", "Worker", "overview"]
 
