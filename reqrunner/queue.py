@@ -52,6 +52,7 @@ class JobQueue:
         self._busy_timeout = busy_timeout
         self._db = Database(self.engine, busy_timeout=busy_timeout)
         self.dialect = self._db.dialect
+        """The database's dialect: what differs per database (``name``, ``listens``, …)."""
         self.store = Store(self._db, keep_done=keep_done)
         self._manager = Manager(self._db)
         self._meta = Meta(self._db)

@@ -32,6 +32,7 @@ from .output import WorkerSeen
 
 if TYPE_CHECKING:
     from ..queue import JobQueue
+    from ..store.dialects import Listener
 
 __all__ = ["Worker", "request_restart", "workers_seen"]
 
@@ -75,37 +76,6 @@ def workers_seen(queue: JobQueue) -> list[WorkerSeen]:
     return sorted(seen, key=lambda w: w.started)
 
 
-class _Listener:
-    """A PostgreSQL connection of its own, in autocommit, that LISTENs on ``reqrunner``."""
-
-    def __init__(self, queue: JobQueue, queues: Sequence[str] | None) -> None:
-        # psycopg is the optional "postgres" extra: only a PostgreSQL worker needs it.
-        import psycopg  # noqa: PLC0415
-
-        url = queue.engine.url.set(drivername="postgresql")
-        self._conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-        self._conn.execute("LISTEN reqrunner")
-        self._queues = None if queues is None else set(queues)
-
-    def fileno(self) -> int:
-        return self._conn.pgconn.socket
-
-    def drain(self) -> bool:
-        """Read what the server sent; whether a notification concerns our queues."""
-        pgconn = self._conn.pgconn
-        # The low-level calls never block: consume what the socket holds, then take the
-        # notifications parsed from it.
-        pgconn.consume_input()
-        relevant = False
-        while (notify := pgconn.notifies()) is not None:
-            name = notify.extra.decode("utf-8", "replace")
-            relevant = relevant or self._queues is None or name in self._queues
-        return relevant
-
-    def close(self) -> None:
-        self._conn.close()
-
-
 class Worker:
     """Run jobs as they come until stopped, restarted or a limit is reached.
 
@@ -132,7 +102,7 @@ class Worker:
         self._restart_mark: str | None = None
         self._restart_checked = 0.0
         self._restarting = False
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
         self._wake_r = self._wake_w = -1
         self._stop_heartbeat = threading.Event()
         self._key = f"{WORKER_PREFIX}{socket.gethostname()[:32]}.{os.getpid()}"
@@ -184,9 +154,7 @@ class Worker:
             self._key,
             self.queue.url,
             ",".join(self.queues or ["all"]),
-            "woken by NOTIFY"
-            if self.queue.dialect == "postgresql"
-            else f"polling every {self.sleep}s",
+            "woken by NOTIFY" if self.queue.dialect.listens else f"polling every {self.sleep}s",
         )
         try:
             reason = self._loop()
@@ -257,11 +225,11 @@ class Worker:
         Called before each run, never between a run and the wait that follows it: a dispatch
         made after the run looked for jobs then still wakes that wait.
         """
-        if self.queue.dialect != "postgresql":
+        if not self.queue.dialect.listens:
             return
         try:
             if self._listener is None:
-                self._listener = _Listener(self.queue, self.queues)
+                self._listener = self.queue.dialect.listener(self.queues)
             self._listener.drain()
         except Exception as exc:
             # Polling still works; LISTEN is only the fast path.

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..models import JobError, JobInfo, JobState, QueueStats
 from .database import Database
-from .dialects import JOBS
+from .dialects import JOBS, fetch_records
 
 __all__ = ["Manager", "state_filter"]
 
@@ -44,32 +43,38 @@ def _when(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-def _info(row: Sequence[Any]) -> JobInfo:
-    args, kwargs = json.loads(row[4])
+def _info(row: dict[str, Any]) -> JobInfo:
+    args, kwargs = json.loads(row["payload"])
     error = (
-        JobError(type=row[14], message=row[15] or "", traceback=row[16] or "") if row[14] else None
+        JobError(
+            type=row["error_type"],
+            message=row["error_message"] or "",
+            traceback=row["error_traceback"] or "",
+        )
+        if row["error_type"]
+        else None
     )
     return JobInfo(
-        id=int(row[0]),
-        name=row[1],
-        queue=row[2],
-        state=JobState(row[3]),
+        id=int(row["id"]),
+        name=row["name"],
+        queue=row["queue"],
+        state=JobState(row["state"]),
         args=tuple(args),
         kwargs=dict(kwargs),
-        attempts=int(row[5]),
-        max_attempts=int(row[6]),
-        priority=int(row[7]),
-        ttr=float(row[8]),
-        available_at=datetime.fromtimestamp(row[9], UTC),
-        reserved_until=_when(row[10]),
-        progress=None if row[11] is None else float(row[11]),
-        label=row[12] or "",
-        description=row[13] or "",
+        attempts=int(row["attempts"]),
+        max_attempts=int(row["max_attempts"]),
+        priority=int(row["priority"]),
+        ttr=float(row["ttr"]),
+        available_at=datetime.fromtimestamp(row["available_at"], UTC),
+        reserved_until=_when(row["reserved_until"]),
+        progress=None if row["progress"] is None else float(row["progress"]),
+        label=row["label"] or "",
+        description=row["description"] or "",
         error=error,
-        history=tuple(json.loads(row[17])) if row[17] else (),
-        created_at=datetime.fromtimestamp(row[18], UTC),
-        finished_at=_when(row[19]),
-        unique_key=row[20],
+        history=tuple(json.loads(row["history"])) if row["history"] else (),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        finished_at=_when(row["finished_at"]),
+        unique_key=row["unique_key"],
     )
 
 
@@ -87,7 +92,7 @@ class Manager:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.q = db.sql.q
+        self.q = db.dialect.q
 
     def stats(self) -> QueueStats:
         now = time.time()
@@ -155,7 +160,7 @@ class Manager:
                 ),
                 (*params, limit, offset),
             )
-            return [_info(row) for row in cur.fetchall()]
+            return [_info(row) for row in fetch_records(cur)]
 
     def count_jobs(
         self, state: JobState | str | None = None, queue: str | None = None, name: str | None = None
@@ -168,8 +173,8 @@ class Manager:
     def get(self, job_id: int) -> JobInfo | None:
         with self.db.read() as cur:
             cur.execute(self.q(f"SELECT {_INFO_COLUMNS} FROM {JOBS} WHERE id = ?"), (job_id,))
-            row = cur.fetchone()
-        return None if row is None else _info(row)
+            rows = fetch_records(cur)
+        return _info(rows[0]) if rows else None
 
     def _update(self, sql: str, params: tuple[Any, ...]) -> int:
         with self.db.write() as cur:

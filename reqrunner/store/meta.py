@@ -20,22 +20,22 @@ class Meta:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.sql = db.sql
+        self.dialect = db.dialect
 
     def get(self, name: str) -> str | None:
         with self.db.read() as cur:
-            cur.execute(self.sql.q("SELECT value FROM reqrunner_meta WHERE name = ?"), (name,))
+            cur.execute(self.dialect.q("SELECT value FROM reqrunner_meta WHERE name = ?"), (name,))
             row = cur.fetchone()
         return None if row is None else str(row[0])
 
     def set(self, name: str, value: str) -> None:
         _check_name(name)
         with self.db.write() as cur:
-            cur.execute(self.sql.upsert_meta(), (name, value))
+            cur.execute(self.dialect.upsert_meta(), (name, value))
 
     def delete(self, name: str) -> None:
         with self.db.write() as cur:
-            cur.execute(self.sql.q("DELETE FROM reqrunner_meta WHERE name = ?"), (name,))
+            cur.execute(self.dialect.q("DELETE FROM reqrunner_meta WHERE name = ?"), (name,))
 
     def get_prefixed(self, prefix: str) -> dict[str, str]:
         """All values whose name starts with ``prefix``."""
@@ -43,7 +43,7 @@ class Meta:
             # LIKE reads ``_`` and ``%`` in the prefix as wildcards, and escaping differs per
             # dialect; the superset it returns is narrowed here.
             cur.execute(
-                self.sql.q("SELECT name, value FROM reqrunner_meta WHERE name LIKE ?"),
+                self.dialect.q("SELECT name, value FROM reqrunner_meta WHERE name LIKE ?"),
                 (prefix + "%",),
             )
             rows = cur.fetchall()
@@ -53,8 +53,8 @@ class Meta:
         """Store ``value`` unless ``name`` has one; return the stored value (race-free)."""
         _check_name(name)
         with self.db.write() as cur:
-            cur.execute(self.sql.insert_ignore("reqrunner_meta", "name, value"), (name, value))
-            cur.execute(self.sql.q("SELECT value FROM reqrunner_meta WHERE name = ?"), (name,))
+            cur.execute(self.dialect.insert_ignore("reqrunner_meta", "name, value"), (name, value))
+            cur.execute(self.dialect.q("SELECT value FROM reqrunner_meta WHERE name = ?"), (name,))
             return str(cur.fetchone()[0])
 
     def generated_secret(self) -> str:
@@ -70,7 +70,7 @@ class Meta:
         now = time.time()
         with self.db.write() as cur:
             cur.execute(
-                self.sql.q(
+                self.dialect.q(
                     "UPDATE reqrunner_leases SET token = ?, expires_at = ? "
                     "WHERE name = ? AND expires_at < ?"
                 ),
@@ -79,7 +79,7 @@ class Meta:
             if cur.rowcount == 1:
                 return token
             cur.execute(
-                self.sql.insert_ignore("reqrunner_leases", "name, token, expires_at"),
+                self.dialect.insert_ignore("reqrunner_leases", "name, token, expires_at"),
                 (name, token, now + ttl),
             )
             return token if cur.rowcount == 1 else None
@@ -87,7 +87,7 @@ class Meta:
     def renew(self, name: str, token: str, ttl: float) -> bool:
         with self.db.write() as cur:
             cur.execute(
-                self.sql.q(
+                self.dialect.q(
                     "UPDATE reqrunner_leases SET expires_at = ? WHERE name = ? AND token = ?"
                 ),
                 (time.time() + ttl, name, token),
@@ -97,7 +97,7 @@ class Meta:
     def release(self, name: str, token: str) -> None:
         with self.db.write() as cur:
             cur.execute(
-                self.sql.q(
+                self.dialect.q(
                     "UPDATE reqrunner_leases SET token = NULL, expires_at = 0 "
                     "WHERE name = ? AND token = ?"
                 ),

@@ -1,0 +1,322 @@
+"""What every job database must provide, and the SQL they all share.
+
+The statements a runner executes thousands of times a second go to the driver directly, because
+SQLAlchemy Core's per-call cost is several times the cost of the statement itself on SQLite;
+SQLAlchemy still resolves the dialect, pools server connections and creates the schema.
+
+How to add a database
+---------------------
+Write one class: a subclass of :class:`Dialect` in a module of its own here, with its class
+attributes (``name``, ``backends``, ``placeholder``) and the abstract methods, overriding a
+default only where the database differs from it. List the class in ``DIALECTS``
+(``dialects/__init__.py``). Then run the shared suite on it: every store, runner, CLI and admin
+test takes the ``db_url`` fixture of ``tests/conftest.py``, so adding the database's URL there
+runs all of them against it, and ``tests/store/test_dialects.py`` checks the contract itself
+(atomic claims, ids in order, deadlock detection, session setup). Nothing outside the dialect
+classes asks which database it talks to.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from operator import itemgetter
+from typing import Any, ClassVar, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from ..records import Claimed, NewJob
+
+__all__ = [
+    "CLAIM_COLUMNS",
+    "CLAIM_ORDER",
+    "CLAIM_SET",
+    "INSERT",
+    "INSERT_CHUNK",
+    "INSERT_COLUMNS",
+    "JOBS",
+    "VALUES_ROW",
+    "Cursor",
+    "Dialect",
+    "Listener",
+    "claimed",
+    "driver_error",
+    "due_where",
+    "fetch_records",
+    "marks",
+]
+
+JOBS = "reqrunner_jobs"
+
+#: Columns a dispatch writes, named as the fields of :class:`~reqrunner.store.records.NewJob`.
+INSERT_COLUMNS: tuple[str, ...] = NewJob._fields
+
+#: Columns a claim returns, named as the fields of :class:`~reqrunner.store.records.Claimed`.
+CLAIM_COLUMNS: tuple[str, ...] = tuple(f for f in Claimed.__dataclass_fields__ if f != "token")
+
+#: Rows per multi-row INSERT: under SQLite's 32,766 host parameters and MySQL's packet size.
+INSERT_CHUNK = 500
+
+INSERT = f"INSERT INTO {JOBS} ({', '.join(INSERT_COLUMNS)}) VALUES "
+VALUES_ROW = "(" + ", ".join("?" for _ in INSERT_COLUMNS) + ")"
+#: What claiming does to a row. Parameters: token, now, now.
+CLAIM_SET = (
+    "state = 'reserved', token = ?, attempts = attempts + 1, reserved_until = ? + ttr, "
+    "started_at = ?, unique_slot = NULL"
+)
+#: The order jobs are claimed in (the claim index's order).
+CLAIM_ORDER = "ORDER BY priority DESC, available_at, id"
+
+
+class Cursor(Protocol):
+    """The part of a DBAPI cursor reqrunner uses."""
+
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def description(self) -> Sequence[Sequence[Any]] | None: ...
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+class Listener(Protocol):
+    """A connection that is told when jobs are dispatched; ``select()`` can wait on it."""
+
+    def fileno(self) -> int: ...
+    def drain(self) -> bool:
+        """Read what arrived without blocking; whether a dispatch concerned our queues."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def marks(n: int) -> str:
+    """``n`` placeholders, comma-separated."""
+    return ", ".join("?" * n)
+
+
+def due_where(queues: int) -> str:
+    """The condition of a claimable job. Parameters: now, then one per queue name."""
+    where = "state = 'waiting' AND available_at <= ?"
+    return f"{where} AND queue IN ({marks(queues)})" if queues else where
+
+
+def fetch_records(cur: Cursor) -> list[dict[str, Any]]:
+    """The rest of ``cur``'s rows, each a dict keyed by column name."""
+    names = [column[0] for column in cur.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def claimed(cur: Cursor, rows: Sequence[Sequence[Any]], token: str) -> list[Claimed]:
+    """The claimed jobs of ``rows`` (read by ``cur``), in the order a runner takes them.
+
+    Each field of :class:`Claimed` is taken from the column of its name, found once per claim
+    in the cursor's description (a dict per row would cost a runner several percent).
+    """
+    names = [column[0] for column in cur.description or ()]
+    try:
+        pick: Callable[[Sequence[Any]], Any] = itemgetter(
+            *(names.index(field) for field in CLAIM_COLUMNS)
+        )
+    except ValueError as exc:
+        raise ValueError(f"a claim must return the columns {CLAIM_COLUMNS}, got {names}") from exc
+    jobs = [Claimed(token, *pick(row)) for row in rows]
+    # RETURNING gives no order; run them in the order they were chosen.
+    jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+    return jobs
+
+
+def driver_error(exc: BaseException | None) -> BaseException | None:
+    """The driver's own exception behind a SQLAlchemy wrapper."""
+    return exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+
+
+class Dialect(ABC):
+    """Everything reqrunner does differently on one database, for one engine.
+
+    A dialect opens and ends transactions (setting up each new connection), inserts and claims
+    jobs, says which driver errors mean "deadlock, run the transaction again", takes the lock
+    that serialises schema creation, lists existing tables and, where the database can, wakes
+    listening workers. The methods marked abstract differ on every database; the others are
+    written once here in the SQL that SQLite and PostgreSQL share (``ON CONFLICT``,
+    ``RETURNING``), and a dialect overrides them where it differs.
+
+    Statements are written with ``?`` placeholders and passed through :meth:`q`.
+    """
+
+    name: ClassVar[str]
+    """The dialect's own name, for messages and logs."""
+    backends: ClassVar[tuple[str, ...]]
+    """The SQLAlchemy backend names this class serves."""
+    placeholder: ClassVar[str]
+    """The driver's parameter marker."""
+    listens: ClassVar[bool] = False
+    """Whether :meth:`listener` gives a connection woken by every dispatch."""
+    row_lock: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
+    """What makes a SELECT lock its rows, skipping rows others have locked."""
+
+    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
+        self.engine = engine
+        self.busy_timeout = busy_timeout
+        """How long (seconds) a write waits for another writer's lock, where reqrunner sets it."""
+        dbapi = engine.dialect.dbapi
+        self.driver_errors: tuple[type[BaseException], ...] = (
+            (dbapi.Error,) if dbapi is not None else ()
+        ) + (sa.exc.DBAPIError,)
+        """What a failing statement can raise: the driver's errors and SQLAlchemy's wrapper."""
+        self.integrity_errors: tuple[type[BaseException], ...] = (
+            (dbapi.IntegrityError,) if dbapi is not None else ()
+        ) + (sa.exc.IntegrityError,)
+        self._claims: dict[int, str] = {}
+
+    @classmethod
+    def resolve_url(cls, url: URL) -> URL:
+        """The URL to connect with: ``url`` with the driver reqrunner is tested with where it
+        names none; a ValueError saying what to write where it cannot serve the URL."""
+        return url
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.engine.url.render_as_string(hide_password=True)}>"
+
+    def q(self, sql: str) -> str:
+        """Return ``sql`` with its ``?`` placeholders in this driver's style."""
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def begin(self, *, write: bool) -> tuple[Any, Cursor]:
+        """Start a transaction: the connection to :meth:`end` it on, and a cursor in it.
+
+        By default a connection from the engine's pool, set up by :meth:`setup_session` the
+        first time it is used; the driver's implicit transaction begins with the first
+        statement. ``write``: the transaction will write.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            if not raw.info.get("reqrunner_session"):
+                self.setup_session(raw)
+                raw.info["reqrunner_session"] = True
+            return raw, raw.cursor()
+        except BaseException:
+            raw.close()
+            raise
+
+    def setup_session(self, raw: Any) -> None:  # noqa: B027 (a hook; nothing by default)
+        """Prepare a new pooled connection for reqrunner's transactions (nothing by default)."""
+
+    def end(self, connection: Any, *, commit: bool) -> None:
+        """Commit or roll back the transaction :meth:`begin` started, and let go of it."""
+        try:
+            if commit:
+                connection.commit()
+            else:
+                connection.rollback()
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        """Close the connections this dialect opened (on this thread) and the engine's pool."""
+        self.engine.dispose()
+
+    @abstractmethod
+    def is_deadlock(self, exc: BaseException | None) -> bool:
+        """Whether a driver error means "deadlock or lock wait ended: run it again"."""
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def schema_lock(self, cur: Cursor) -> AbstractContextManager[None]:
+        """Hold, inside the transaction of ``cur``, the lock that keeps two processes from
+        creating the tables at once."""
+
+    @abstractmethod
+    def existing_tables(self, cur: Cursor) -> set[str]:
+        """The names of the tables in the database (the schema) reqrunner works in."""
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def insert_sql(self, rows: int, *, returning: bool) -> str:
+        """A multi-row INSERT of ``rows`` jobs, optionally ``RETURNING id``."""
+        sql = INSERT + ", ".join([VALUES_ROW] * rows)
+        return self.q(sql + " RETURNING id" if returning else sql)
+
+    @abstractmethod
+    def insert_one(self, cur: Cursor, job: NewJob) -> int:
+        """Insert one job and return its id; listeners are woken when it commits."""
+
+    @abstractmethod
+    def insert_many(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[int]:
+        """Insert jobs without unique keys; their ids, in the order of ``jobs``."""
+
+    def insert_unique(self, cur: Cursor, job: NewJob) -> int | None:
+        """Insert a job with a unique slot; its id, or None when an unclaimed job holds the
+        slot. The conflict target names the partial unique index by its predicate."""
+        cur.execute(
+            self.q(
+                f"{INSERT}{VALUES_ROW} ON CONFLICT (unique_slot) WHERE unique_slot IS NOT NULL "
+                "DO NOTHING RETURNING id"
+            ),
+            job,
+        )
+        row = cur.fetchone()
+        return None if row is None else int(row[0])
+
+    def notify(self, cur: Cursor, queues: set[str]) -> None:  # noqa: B027 (nothing by default)
+        """Wake listening workers for ``queues`` when this transaction commits (where the
+        database can; :meth:`insert_one` does it by itself)."""
+
+    def listener(self, queues: Sequence[str] | None) -> Listener:
+        """A connection of its own that :meth:`notify` wakes, for ``queues`` (None: all)."""
+        raise NotImplementedError(f"{self.name} cannot wake workers; they poll (see listens)")
+
+    # -- the claim cycle --------------------------------------------------------------------------
+
+    @abstractmethod
+    def claim(
+        self, cur: Cursor, token: str, now: float, limit: int, queues: Sequence[str]
+    ) -> list[Claimed]:
+        """Claim up to ``limit`` due jobs of ``queues`` (all when empty) under ``token``,
+        atomically: no two transactions ever get the same job."""
+
+    def expired(self) -> str:
+        """Reserved jobs whose lease ran out. Parameters: now, limit."""
+        return self.q(
+            f"SELECT id, name, token, attempts, max_attempts, history FROM {JOBS} "
+            f"WHERE state = 'reserved' AND reserved_until < ? LIMIT ?{self.row_lock}"
+        )
+
+    def delete_done(self, ids: int) -> str:
+        """Parameters: token, ids…"""
+        return self.q(f"DELETE FROM {JOBS} WHERE token = ? AND id IN ({marks(ids)})")
+
+    def keep_done(self, ids: int) -> str:
+        """Parameters: now, token, ids…"""
+        return self.q(
+            f"UPDATE {JOBS} SET state = 'done', finished_at = ?, token = NULL, "
+            f"reserved_until = NULL WHERE token = ? AND id IN ({marks(ids)})"
+        )
+
+    # -- upserts ----------------------------------------------------------------------------------
+
+    def upsert_meta(self) -> str:
+        """Set a meta value, inserting or replacing. Parameters: name, value."""
+        return self.q(
+            "INSERT INTO reqrunner_meta (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        )
+
+    def add_counter(self) -> str:
+        """Add to an outcome counter. Parameters: bucket, outcome, n."""
+        return self.q(
+            "INSERT INTO reqrunner_counters (bucket, outcome, n) VALUES (?, ?, ?) "
+            "ON CONFLICT (bucket, outcome) DO UPDATE SET n = reqrunner_counters.n + excluded.n"
+        )
+
+    def insert_ignore(self, table: str, columns: str) -> str:
+        """Insert one row unless its primary key exists; rowcount says which."""
+        values = marks(columns.count(",") + 1)
+        return self.q(f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING")

@@ -1,0 +1,157 @@
+"""MySQL 8 and MariaDB 10.6 or later through PyMySQL (InnoDB tables).
+
+Two differences shape this class: ``UPDATE … RETURNING`` does not exist (MariaDB has RETURNING
+only for INSERT and DELETE), so a claim is a locking SELECT followed by an UPDATE, and inserted
+ids come from ``lastrowid``; and InnoDB picks deadlock victims now and then, which the store
+answers by running the transaction again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.engine import URL, Engine
+
+from ..records import Claimed, NewJob
+from .base import (
+    CLAIM_COLUMNS,
+    CLAIM_ORDER,
+    CLAIM_SET,
+    INSERT_CHUNK,
+    JOBS,
+    Cursor,
+    Dialect,
+    claimed,
+    driver_error,
+    due_where,
+    marks,
+)
+
+__all__ = ["MySQLDialect"]
+
+#: ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK
+_RETRY_ERRORS = frozenset({1205, 1213})
+
+# The SELECT half of a claim reads the rows before the UPDATE half counts the attempt.
+_CLAIM_SELECT = ", ".join(
+    "attempts + 1 AS attempts" if column == "attempts" else column for column in CLAIM_COLUMNS
+)
+
+
+class MySQLDialect(Dialect):
+    """MySQL 8 / MariaDB 10.6 (``SKIP LOCKED``)."""
+
+    name = "mysql"
+    backends = ("mysql", "mariadb")
+    placeholder = "%s"
+
+    @classmethod
+    def resolve_url(cls, url: URL) -> URL:
+        if url.drivername in ("mysql", "mariadb"):
+            return url.set(drivername=f"{url.drivername}+pymysql")
+        return url
+
+    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
+        super().__init__(engine, busy_timeout=busy_timeout)
+        self._insert_one = self.insert_sql(1, returning=False)
+
+    def setup_session(self, raw: Any) -> None:
+        # REPEATABLE READ's gap locks make short claim transactions block inserts and deadlock
+        # each other; the claim is a locking read either way.
+        cur = raw.cursor()
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        cur.close()
+
+    def is_deadlock(self, exc: BaseException | None) -> bool:
+        error = driver_error(exc)
+        code = error.args[0] if error is not None and error.args else None  # (errno, message)
+        return code in _RETRY_ERRORS
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def schema_lock(self, cur: Cursor) -> Iterator[None]:
+        # A named lock belongs to the session, not the transaction (DDL commits implicitly).
+        cur.execute("SELECT GET_LOCK('reqrunner_schema', 30)")
+        try:
+            yield
+        finally:
+            cur.execute("SELECT RELEASE_LOCK('reqrunner_schema')")
+
+    def existing_tables(self, cur: Cursor) -> set[str]:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+        )
+        return {str(name) for (name,) in cur.fetchall()}
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def insert_one(self, cur: Cursor, job: NewJob) -> int:
+        cur.execute(self._insert_one, job)
+        return int(cur.lastrowid)  # type: ignore[attr-defined]
+
+    def insert_many(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[int]:
+        ids: list[int] = []
+        for start in range(0, len(jobs), INSERT_CHUNK):
+            chunk = jobs[start : start + INSERT_CHUNK]
+            cur.execute(
+                self.insert_sql(len(chunk), returning=False),
+                [value for job in chunk for value in job],
+            )
+            # InnoDB hands a multi-row insert consecutive ids (innodb_autoinc_lock_mode 1 and 2
+            # both do for a single simple INSERT), starting at lastrowid.
+            first = int(cur.lastrowid)  # type: ignore[attr-defined]
+            ids.extend(range(first, first + len(chunk)))
+        return ids
+
+    def insert_unique(self, cur: Cursor, job: NewJob) -> int | None:
+        # A duplicate raises IntegrityError 1062 and the caller looks the holder up; INSERT
+        # IGNORE would also swallow unrelated errors such as truncation.
+        try:
+            cur.execute(self._insert_one, job)
+        except self.integrity_errors:
+            return None
+        return int(cur.lastrowid)  # type: ignore[attr-defined]
+
+    # -- the claim cycle --------------------------------------------------------------------------
+
+    def claim(
+        self, cur: Cursor, token: str, now: float, limit: int, queues: Sequence[str]
+    ) -> list[Claimed]:
+        sql = self._claims.get(len(queues))
+        if sql is None:
+            sql = self._claims[len(queues)] = self.q(
+                f"SELECT {_CLAIM_SELECT} FROM {JOBS} WHERE {due_where(len(queues))} "
+                f"{CLAIM_ORDER} LIMIT ? FOR UPDATE SKIP LOCKED"
+            )
+        cur.execute(sql, (now, *queues, limit))
+        rows = cur.fetchall()
+        if not rows:
+            return []
+        jobs = claimed(cur, rows, token)
+        cur.execute(
+            self.q(f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id IN ({marks(len(jobs))})"),
+            (token, now, now, *(job.id for job in jobs)),
+        )
+        return jobs
+
+    # -- upserts ----------------------------------------------------------------------------------
+
+    def upsert_meta(self) -> str:
+        return self.q(
+            "INSERT INTO reqrunner_meta (name, value) VALUES (?, ?) "
+            "ON DUPLICATE KEY UPDATE value = VALUES(value)"
+        )
+
+    def add_counter(self) -> str:
+        return self.q(
+            "INSERT INTO reqrunner_counters (bucket, outcome, n) VALUES (?, ?, ?) "
+            "ON DUPLICATE KEY UPDATE n = n + VALUES(n)"
+        )
+
+    def insert_ignore(self, table: str, columns: str) -> str:
+        return self.q(
+            f"INSERT IGNORE INTO {table} ({columns}) VALUES ({marks(columns.count(',') + 1)})"
+        )

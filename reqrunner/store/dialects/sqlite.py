@@ -1,0 +1,155 @@
+"""SQLite: one file shared by every thread and process of the site, in WAL mode.
+
+reqrunner opens SQLite connections itself, one per thread and process, in autocommit mode so
+that every write transaction can start with ``BEGIN IMMEDIATE``: the write lock is taken up
+front, and SQLite's busy timeout applies, instead of failing with "database is locked" when a
+read transaction tries to become a write one. Writers are serialised by that lock, so a claim
+needs no row locks and the schema no lock of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, Engine
+
+from ..records import Claimed, NewJob
+from .base import (
+    CLAIM_COLUMNS,
+    CLAIM_ORDER,
+    CLAIM_SET,
+    INSERT_CHUNK,
+    JOBS,
+    Cursor,
+    Dialect,
+    claimed,
+    due_where,
+)
+
+__all__ = ["SqliteDialect"]
+
+
+class SqliteDialect(Dialect):
+    """SQLite 3.35 or later (``UPDATE … RETURNING``), through the standard library's driver."""
+
+    name = "sqlite"
+    backends = ("sqlite",)
+    placeholder = "?"
+    row_lock = ""
+
+    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
+        super().__init__(engine, busy_timeout=busy_timeout)
+        self.driver_errors += (sqlite3.Error,)
+        self._local = threading.local()
+        self._insert_one = self.insert_sql(1, returning=True)
+
+    @classmethod
+    def resolve_url(cls, url: URL) -> URL:
+        if url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+            raise ValueError(
+                "reqrunner needs a SQLite *file* that every thread and process of the site "
+                "shares; an in-memory database cannot be; use e.g. sqlite:///reqrunner.sqlite3"
+            )
+        # Absolute, so that a process started in another directory finds the same file.
+        return url.set(database=str(Path(url.database).resolve()))
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened and set up on first use."""
+        local = self._local
+        con: sqlite3.Connection | None = getattr(local, "con", None)
+        if con is not None and local.pid == os.getpid():
+            return con
+        # A connection inherited through fork() must not be used by the child.
+        path = self.engine.url.database
+        assert path is not None
+        con = sqlite3.connect(
+            path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        con.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file,
+        # and no fsync per commit (the same durability huey and Django users run with).
+        con.execute("PRAGMA synchronous=NORMAL")
+        local.con, local.pid = con, os.getpid()
+        return con
+
+    def begin(self, *, write: bool) -> tuple[Any, Cursor]:
+        con = self.connection()
+        cur = con.cursor()
+        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        return con, cur
+
+    def end(self, connection: Any, *, commit: bool) -> None:
+        # The connection stays open for this thread's next transaction.
+        if commit:
+            connection.commit()
+        else:
+            connection.rollback()
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+        super().close()
+
+    def is_deadlock(self, exc: BaseException | None) -> bool:
+        # Writers queue for the one write lock (the busy timeout); they never deadlock.
+        return False
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    def schema_lock(self, cur: Cursor) -> AbstractContextManager[None]:
+        # The schema is created in a BEGIN IMMEDIATE transaction, which holds the write lock.
+        return nullcontext()
+
+    def existing_tables(self, cur: Cursor) -> set[str]:
+        cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {str(name) for (name,) in cur.fetchall()}
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def insert_one(self, cur: Cursor, job: NewJob) -> int:
+        cur.execute(self._insert_one, job)
+        return int(cur.fetchone()[0])
+
+    def insert_many(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[int]:
+        ids: list[int] = []
+        for start in range(0, len(jobs), INSERT_CHUNK):
+            chunk = jobs[start : start + INSERT_CHUNK]
+            cur.execute(
+                self.insert_sql(len(chunk), returning=True),
+                [value for job in chunk for value in job],
+            )
+            # AUTOINCREMENT hands out increasing ids in row order; RETURNING's order is not
+            # guaranteed.
+            ids.extend(sorted(int(row[0]) for row in cur.fetchall()))
+        return ids
+
+    # -- the claim cycle --------------------------------------------------------------------------
+
+    def claim(
+        self, cur: Cursor, token: str, now: float, limit: int, queues: Sequence[str]
+    ) -> list[Claimed]:
+        sql = self._claims.get(len(queues))
+        if sql is None:
+            # One UPDATE inside BEGIN IMMEDIATE: the write lock is taken before the rows are
+            # chosen, so two runners can never pick the same job.
+            chosen = f"SELECT id FROM {JOBS} WHERE {due_where(len(queues))} {CLAIM_ORDER} LIMIT ?"
+            sql = self._claims[len(queues)] = (
+                f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id IN ({chosen}) "
+                f"RETURNING {', '.join(CLAIM_COLUMNS)}"
+            )
+        cur.execute(sql, (token, now, now, now, *queues, limit))
+        return claimed(cur, cur.fetchall(), token)

@@ -1,0 +1,117 @@
+"""The writing half of a claim cycle: job outcomes, recovered leases and outcome counters.
+
+Every write is fenced by the claim's token, so a runner whose lease was taken over changes
+nothing; the caller counts what was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from .dialects import JOBS, Cursor, Dialect, fetch_records
+from .records import Ack, history_with
+
+__all__ = ["outcome_statement", "recover", "write_acks", "write_tally"]
+
+log = logging.getLogger("reqrunner.store")
+
+#: Expired leases recovered per cycle at most.
+RECOVER_BATCH = 100
+
+_INTERRUPTED = "the runner holding this job stopped before finishing it (lease expired)"
+
+
+def write_acks(
+    cur: Cursor, dialect: Dialect, acks: Sequence[Ack], now: float, keep_done: bool
+) -> int:
+    """Write the outcomes ``acks``; how many changed nothing (their lease was taken over)."""
+    lost = 0
+    done: dict[str, list[int]] = {}
+    for ack in acks:
+        if ack.kind == "done":
+            done.setdefault(ack.token, []).append(ack.job_id)
+            continue
+        cur.execute(*outcome_statement(dialect, ack, now))
+        lost += cur.rowcount != 1
+    for token, ids in done.items():
+        if keep_done:
+            cur.execute(dialect.keep_done(len(ids)), (now, token, *ids))
+        else:
+            cur.execute(dialect.delete_done(len(ids)), (token, *ids))
+        lost += len(ids) - cur.rowcount
+    return lost
+
+
+def outcome_statement(dialect: Dialect, ack: Ack, now: float) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE that writes a ``release``, ``retry`` or ``failed`` outcome, and its
+    parameters."""
+    q = dialect.q
+    fence = (ack.job_id, ack.token)
+    if ack.kind == "release":
+        return (
+            q(
+                f"UPDATE {JOBS} SET state = 'waiting', token = NULL, reserved_until = NULL, "
+                "attempts = attempts - 1 WHERE id = ? AND token = ?"
+            ),
+            fence,
+        )
+    err_type, err_message, err_tb = ack.error or (None, None, None)
+    if ack.kind == "retry":
+        return (
+            q(
+                f"UPDATE {JOBS} SET state = 'waiting', token = NULL, reserved_until = NULL, "
+                "available_at = ?, error_type = ?, error_message = ?, error_traceback = ?, "
+                "history = ? WHERE id = ? AND token = ?"
+            ),
+            (ack.available_at, err_type, err_message, err_tb, ack.history, *fence),
+        )
+    return (
+        q(
+            f"UPDATE {JOBS} SET state = 'failed', token = NULL, reserved_until = NULL, "
+            "finished_at = ?, error_type = ?, error_message = ?, error_traceback = ?, "
+            "history = ? WHERE id = ? AND token = ?"
+        ),
+        (now, err_type, err_message, err_tb, ack.history, *fence),
+    )
+
+
+def recover(cur: Cursor, dialect: Dialect, now: float) -> int:
+    """Put jobs of dead runners (expired leases) back to waiting, or fail them when their
+    attempts are spent, recording each as *interrupted*; how many."""
+    cur.execute(dialect.expired(), (now, RECOVER_BATCH))
+    rows = fetch_records(cur)
+    for job in rows:
+        attempts, max_attempts = job["attempts"], job["max_attempts"]
+        entry = {"attempt": attempts, "at": now, "outcome": "interrupted", "error": _INTERRUPTED}
+        ack = Ack(
+            int(job["id"]),
+            job["token"],
+            "retry" if attempts < max_attempts else "failed",
+            available_at=now,
+            error=("reqrunner.JobInterrupted", _INTERRUPTED, ""),
+            history=history_with(job["history"], entry),
+        )
+        cur.execute(*outcome_statement(dialect, ack, now))
+        log.warning(
+            "job %s %s interrupted on attempt %s/%s: %s",
+            job["id"],
+            job["name"],
+            attempts,
+            max_attempts,
+            _INTERRUPTED,
+        )
+    return len(rows)
+
+
+def write_tally(
+    cur: Cursor, dialect: Dialect, tally: Counter[str], now: float, bucket_seconds: int
+) -> None:
+    """Add ``tally`` to the outcome counters of the bucket ``now`` falls in."""
+    bucket = int(now // bucket_seconds * bucket_seconds)
+    rows = [(bucket, kind, n) for kind, n in sorted(tally.items()) if n > 0]
+    if rows:
+        # sorted: runners upsert the same rows in one order, so they never deadlock
+        cur.executemany(dialect.add_counter(), rows)
