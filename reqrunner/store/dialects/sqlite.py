@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -77,12 +78,26 @@ class SqliteDialect(Dialect):
             check_same_thread=False,
             cached_statements=256,
         )
-        con.execute("PRAGMA journal_mode=WAL")
+        self._use_wal(con)
         # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file,
         # and no fsync per commit (the same durability huey and Django users run with).
         con.execute("PRAGMA synchronous=NORMAL")
         local.con, local.pid = con, os.getpid()
         return con
+
+    def _use_wal(self, con: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs a lock that SQLite's busy handler does not wait for:
+        # processes starting together on a fresh file would fail with "database is locked".
+        # Once switched, the mode is stored in the file and this is a read.
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     def begin(self, *, write: bool) -> tuple[Any, Cursor]:
         con = self.connection()
