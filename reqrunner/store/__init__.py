@@ -1,4 +1,12 @@
 """The job store: the database, one dialect class per database, the schema and the operations.
 
+- ``database.py``: the engine, short transactions, the schema created once per process;
+- ``dialects/``: one class per database, owning every statement and behaviour that differs;
+- ``schema.py``: the tables; ``records.py``: what the store takes and returns;
+- ``operations.py``: the :class:`~reqrunner.store.operations.Store` a queue, a runner and a
+  job context use (enqueue, the claim cycle, leases, what is due), with the writing half of a
+  cycle in ``outcomes.py``;
+- ``manage.py``: stats, lists and repairs; ``meta.py``: site-wide values and named leases.
+
 Nothing here imports the web side or the CLI.
 """

@@ -19,7 +19,7 @@ classes asks which database it talks to.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from operator import itemgetter
 from typing import Any, ClassVar, Protocol
@@ -41,6 +41,7 @@ __all__ = [
     "Cursor",
     "Dialect",
     "Listener",
+    "chunks",
     "claimed",
     "driver_error",
     "due_where",
@@ -103,6 +104,14 @@ def due_where(queues: int) -> str:
     """The condition of a claimable job. Parameters: now, then one per queue name."""
     where = "state = 'waiting' AND available_at <= ?"
     return f"{where} AND queue IN ({marks(queues)})" if queues else where
+
+
+def chunks(jobs: Sequence[NewJob]) -> Iterator[tuple[int, list[Any]]]:
+    """``jobs`` in chunks of at most :data:`INSERT_CHUNK`: each chunk's row count and its
+    parameters, flattened for a multi-row INSERT."""
+    for start in range(0, len(jobs), INSERT_CHUNK):
+        chunk = jobs[start : start + INSERT_CHUNK]
+        yield len(chunk), [value for job in chunk for value in job]
 
 
 def fetch_records(cur: Cursor) -> list[dict[str, Any]]:

@@ -19,10 +19,10 @@ from .base import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
-    INSERT_CHUNK,
     JOBS,
     Cursor,
     Dialect,
+    chunks,
     claimed,
     driver_error,
     due_where,
@@ -94,16 +94,12 @@ class MySQLDialect(Dialect):
 
     def insert_many(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[int]:
         ids: list[int] = []
-        for start in range(0, len(jobs), INSERT_CHUNK):
-            chunk = jobs[start : start + INSERT_CHUNK]
-            cur.execute(
-                self.insert_sql(len(chunk), returning=False),
-                [value for job in chunk for value in job],
-            )
+        for rows, params in chunks(jobs):
+            cur.execute(self.insert_sql(rows, returning=False), params)
             # InnoDB hands a multi-row insert consecutive ids (innodb_autoinc_lock_mode 1 and 2
             # both do for a single simple INSERT), starting at lastrowid.
             first = int(cur.lastrowid)  # type: ignore[attr-defined]
-            ids.extend(range(first, first + len(chunk)))
+            ids.extend(range(first, first + rows))
         return ids
 
     def insert_unique(self, cur: Cursor, job: NewJob) -> int | None:

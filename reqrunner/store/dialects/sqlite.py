@@ -25,10 +25,10 @@ from .base import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
-    INSERT_CHUNK,
     JOBS,
     Cursor,
     Dialect,
+    chunks,
     claimed,
     due_where,
 )
@@ -141,12 +141,8 @@ class SqliteDialect(Dialect):
 
     def insert_many(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[int]:
         ids: list[int] = []
-        for start in range(0, len(jobs), INSERT_CHUNK):
-            chunk = jobs[start : start + INSERT_CHUNK]
-            cur.execute(
-                self.insert_sql(len(chunk), returning=True),
-                [value for job in chunk for value in job],
-            )
+        for rows, params in chunks(jobs):
+            cur.execute(self.insert_sql(rows, returning=True), params)
             # AUTOINCREMENT hands out increasing ids in row order; RETURNING's order is not
             # guaranteed.
             ids.extend(sorted(int(row[0]) for row in cur.fetchall()))
