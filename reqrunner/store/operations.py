@@ -21,6 +21,7 @@ from .database import Cursor, Database
 from .dialects import JOBS
 from .records import Ack, Claimed, CycleResult, NewJob, history_with
 
+# The records are the store's vocabulary: its users import them from here with the Store.
 __all__ = ["Ack", "Claimed", "CycleResult", "NewJob", "Store", "history_with"]
 
 log = logging.getLogger("reqrunner.store")
