@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TextIO
@@ -22,27 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..models import JobInfo, QueueStats, RunReport
+from ..models import JobInfo, QueueStats, RunReport, WorkerSeen
 
 __all__ = [
     "Output",
     "RunProgress",
-    "WorkerSeen",
     "job_to_dict",
     "stats_to_dict",
     "stderr_console",
 ]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WorkerSeen:
-    """A ``work`` process that reported recently (its heartbeat in the meta table)."""
-
-    host: str
-    pid: int
-    started: float
-    seen: float
-    queues: tuple[str, ...] | None
 
 
 @cache
