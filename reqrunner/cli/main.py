@@ -1,8 +1,8 @@
 """The ``reqrunner`` console script (also ``python -m reqrunner``): parsing and dispatch.
 
-Each verb is a function in :mod:`reqrunner.cli_commands`; the ``work`` daemon lives in
-:mod:`reqrunner.worker`, rendering in :mod:`reqrunner.cli_output`. This module only turns a command
-line into a call and an exception into a one-line message and an exit status:
+Each verb is a function in :mod:`reqrunner.cli.commands`; the ``work`` daemon lives in
+:mod:`reqrunner.cli.worker`, rendering in :mod:`reqrunner.cli.output`. This module only turns a
+command line into a call and an exception into a one-line message and an exit status:
 
 - 0  the command did what was asked (a ``run`` whose jobs failed still exits 0: they are recorded);
 - 1  it could not: the database is unreachable, a job id is unknown, a ping was refused;

@@ -2,7 +2,7 @@
 
 SQLAlchemy creates the schema and resolves the dialect; the statements a runner executes
 thousands of times a second go to the driver directly, because Core's per-call cost is several
-times the cost of the statement itself on SQLite (see bench/ and the reference measurements).
+times the cost of the statement itself on SQLite (measured with bench/throughput.py).
 Every difference between SQLite, PostgreSQL and MySQL/MariaDB is in this module.
 """
 
