@@ -11,7 +11,6 @@ from ..models import Limits
 from ..queue import JobQueue
 from .app import EXIT_FAILURE, EXIT_OK, UsageError, load_queue
 from .output import Output
-from .ping import ping
 from .worker import Worker, request_restart, workers_seen
 
 __all__ = ["run_command"]
@@ -152,6 +151,9 @@ def run_command(args: argparse.Namespace) -> int:
     """Load the queue the arguments name and run the verb; database trouble exits 1."""
     out = Output(json=getattr(args, "json", False))
     if args.verb == "ping":
+        # Only ping talks HTTP: run, work and the rest never import httpx or the web side.
+        from .ping import ping  # noqa: PLC0415
+
         return ping(args, out)
     queue = load_queue(args.app, args.db, need_jobs=args.verb in ("run", "work"))
     try:
