@@ -21,7 +21,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["JobInterrupted", "JobNotFound", "ReqRunnerError", "StoreError", "UnknownJob"]
+__all__ = [
+    "JobInterrupted",
+    "JobNotFound",
+    "ReqRunnerError",
+    "StoreError",
+    "UnknownJob",
+    "error_type",
+]
 
 
 class ReqRunnerError(Exception):
@@ -60,3 +67,10 @@ class JobInterrupted(ReqRunnerError):
 
 class StoreError(ReqRunnerError):
     """The job database could not be reached or refused a statement."""
+
+
+def error_type(exc_type: type[BaseException]) -> str:
+    """How an exception's type is recorded as a job's error: ``module.Name``, a builtin's bare
+    name, and reqrunner's own by the name they are imported as (``reqrunner.UnknownJob``)."""
+    module = "reqrunner" if exc_type.__module__ == __name__ else exc_type.__module__
+    return f"{module}.{exc_type.__qualname__}".removeprefix("builtins.")

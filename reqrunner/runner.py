@@ -21,13 +21,13 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import errors, memory
+from . import memory
 from .context import JobContext
-from .errors import JobInterrupted, UnknownJob
+from .errors import JobInterrupted, UnknownJob, error_type
 from .models import Limits, RunReport, StopReason
 from .store.operations import Ack, Claimed, Store, history_with
 
-__all__ = ["JobFunction", "Runner", "backoff_delay", "error_type"]
+__all__ = ["JobFunction", "Runner", "backoff_delay"]
 
 log = logging.getLogger("reqrunner.runner")
 
@@ -71,13 +71,6 @@ class JobFunction(Protocol):
     def signature(self) -> inspect.Signature:
         """The function's parameters without the context one, to check stored arguments."""
         ...
-
-
-def error_type(exc_type: type[BaseException]) -> str:
-    """How a job's error type is recorded: ``module.Name``, a builtin's bare name, and
-    reqrunner's own exceptions by the name they are imported as (``reqrunner.UnknownJob``)."""
-    module = "reqrunner" if exc_type.__module__ == errors.__name__ else exc_type.__module__
-    return f"{module}.{exc_type.__qualname__}".removeprefix("builtins.")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -254,11 +247,10 @@ class Runner:
         label = f"job {job.id} {job.name}"
         if definition is None:
             # Not failed for good: during a rolling deploy another process may know the name.
-            unknown = UnknownJob(job.name, registered=self.jobs)
             return self._failure(
                 job,
                 error_type(UnknownJob),
-                str(unknown),
+                str(UnknownJob(job.name, registered=self.jobs)),
                 "",
                 permanent=False,
                 started=time.perf_counter(),
