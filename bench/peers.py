@@ -1,9 +1,9 @@
-"""Reference side of the throughput benchmark: huey (SQLite) and pgqueuer (PostgreSQL).
+"""The peers' side of the throughput benchmark: huey (SQLite) and pgqueuer (PostgreSQL).
 
-Every job is a no-op taking a payload ``{"n": i}``. "drain" is measured the way
-/work/shared/reference/peer-throughput.md does it: from spawning a fresh worker process
-(interpreter start and imports included) until that process exits after finding the queue
-empty; the worker reports how many jobs it ran and the count is checked against ``n``.
+Every job is a no-op taking a payload ``{"n": i}``. "drain" runs from spawning a fresh worker
+process (interpreter start and imports included) until that process exits after finding the
+queue empty, for reqrunner and its peers alike; the worker reports how many jobs it ran and the
+count is checked against ``n``.
 
 Run alone: ``python bench/peers.py [n]`` (default 10,000 jobs, median of 3 runs).
 The same file is the worker: ``python bench/peers.py --worker huey|pgqueuer ...``.
@@ -88,7 +88,7 @@ def huey_sqlite(n: int, workdir: pathlib.Path) -> dict[str, float]:
 
     dispatch_single: ``n`` task calls one by one (one INSERT + commit each) in this process.
     drain: from spawning one worker process (huey's own ``consumer.Worker.loop``, one worker,
-    no scheduler thread) until it exits on an empty queue - the peer-throughput.md definition.
+    no scheduler thread) until it exits on an empty queue, as every drain here is timed.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     db_file = workdir / "huey-bench.sqlite3"

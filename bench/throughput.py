@@ -5,7 +5,7 @@ in bulk (``dispatch_many``), then drain them with one runner. "drain" is timed l
 (bench/peers.py): from spawning a fresh worker process (interpreter start and imports included)
 until it exits on an empty queue; "drain steady" is the same drain timed inside the worker, from
 its first claim to the empty queue. Every figure is the median of 3 runs (min–max beside it).
-The references are huey's SqliteHuey at synchronous=NORMAL (our durability level) and pgqueuer
+The peers are huey's SqliteHuey at synchronous=NORMAL (our durability level) and pgqueuer
 on PostgreSQL, measured in the same run.
 
     python bench/throughput.py [N] [--pg URL] [--no-peers]

@@ -8,19 +8,30 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from . import payload
 from .context import JobContext
 from .store.operations import NewJob
 
-if TYPE_CHECKING:
-    from .queue import JobQueue
-
-__all__ = ["Job", "JobCall", "JobOptions", "context_parameter"]
+__all__ = ["Dispatcher", "Job", "JobCall", "JobOptions", "context_parameter"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Dispatcher(Protocol):
+    """All a :class:`Job` needs of its queue: store the rows a dispatch built and say their
+    ids, telling whatever caches "is anything due?" that something now may be.
+    :class:`~reqrunner.JobQueue` is the one in use."""
+
+    def enqueue(self, job: NewJob, /) -> int:
+        """Store one job; its id (the existing job's id for a duplicate unique job)."""
+        ...
+
+    def enqueue_many(self, jobs: Sequence[NewJob], /) -> list[int]:
+        """Store several jobs in one transaction; their ids in the same order."""
+        ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -140,9 +151,7 @@ class JobCall:
 
     def dispatch(self, *args: Any, **kwargs: Any) -> int:
         """Store the job; return its id (the existing job's id for a duplicate unique job)."""
-        job_id = self._job.queue.store.enqueue(self._row(args, kwargs, time.time()))
-        self._job.queue.dispatched()
-        return job_id
+        return self._job.queue.enqueue(self._row(args, kwargs, time.time()))
 
     def dispatch_many(self, calls: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
         """Store many jobs at once (chunked multi-row INSERTs in one transaction).
@@ -164,9 +173,7 @@ class JobCall:
                 )
         if not rows:
             return []
-        ids = self._job.queue.store.enqueue_many(rows)
-        self._job.queue.dispatched()
-        return ids
+        return self._job.queue.enqueue_many(rows)
 
 
 class Job(Generic[P, R]):
@@ -175,8 +182,9 @@ class Job(Generic[P, R]):
     Calling it runs the function here and now; ``dispatch`` stores a job for a runner.
     """
 
-    def __init__(self, queue: JobQueue, fn: Callable[P, R], options: JobOptions) -> None:
+    def __init__(self, queue: Dispatcher, fn: Callable[P, R], options: JobOptions) -> None:
         self.queue = queue
+        """Where :meth:`dispatch` stores its jobs: the ``JobQueue`` that registered this job."""
         self.fn = fn
         self.options = options
         self.name = options.name

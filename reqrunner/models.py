@@ -1,4 +1,5 @@
-"""Value objects of the public contract: job states, job snapshots, run reports and limits."""
+"""Value objects of the public contract: job states, job snapshots, run reports and limits,
+and the record of a worker process seen recently."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ __all__ = [
     "QueueStats",
     "RunReport",
     "StopReason",
+    "WorkerSeen",
 ]
 
 
@@ -115,6 +117,20 @@ class RunReport:
     """Jobs of dead runners whose expired leases this run found and recovered."""
     elapsed: float = 0.0
     stopped_by: StopReason = "empty"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerSeen:
+    """A ``reqrunner work`` process that reported recently (its heartbeat in the meta table)."""
+
+    host: str
+    pid: int
+    started: float
+    """When it started (epoch seconds)."""
+    seen: float
+    """Its last heartbeat (epoch seconds)."""
+    queues: tuple[str, ...] | None
+    """The queues it takes jobs from; None for all of them."""
 
 
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}

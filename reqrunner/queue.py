@@ -12,13 +12,14 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from sqlalchemy.engine import Engine
 
+from .errors import JobNotFound
 from .jobs import Job, JobOptions
 from .models import JobInfo, JobState, Limits, QueueStats, RunReport
 from .runner import Runner
 from .store.database import Database, resolve_engine
 from .store.manage import Manager
 from .store.meta import Meta
-from .store.operations import Store
+from .store.operations import NewJob, Store
 
 __all__ = ["JobQueue"]
 
@@ -161,10 +162,22 @@ class JobQueue:
         """Call ``callback()`` after every dispatch made through this queue in this process."""
         self._listeners.append(callback)
 
-    def dispatched(self) -> None:
-        """Tell the ``on_dispatch`` listeners that jobs were just stored (used by ``Job``)."""
+    def enqueue(self, job: NewJob, /) -> int:
+        """Store one job a :class:`Job` built and tell the ``on_dispatch`` listeners; its id.
+
+        This is what ``dispatch`` ends in; call ``dispatch`` rather than this.
+        """
+        job_id = self.store.enqueue(job)
         for callback in self._listeners:
             callback()
+        return job_id
+
+    def enqueue_many(self, jobs: Sequence[NewJob], /) -> list[int]:
+        """Store jobs a :class:`Job` built, in one transaction, and tell the listeners once."""
+        ids = self.store.enqueue_many(jobs)
+        for callback in self._listeners:
+            callback()
+        return ids
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -242,24 +255,36 @@ class JobQueue:
         return self._manager.get(_job_id(job_id))
 
     def retry(self, job_id: int) -> bool:
-        """Make a failed job due now with its attempts reset. False if it is not failed."""
-        return self._manager.retry(_job_id(job_id)) == 1
+        """Make a failed (or waiting) job due now with its attempts reset. False if it is
+        reserved or done; :class:`JobNotFound` if there is no such job."""
+        return self._changed(self._manager.retry(_job_id(job_id)), job_id)
 
     def retry_failed(self) -> int:
         """Retry every failed job; return how many."""
         return self._manager.retry(None)
 
     def delete(self, job_id: int) -> bool:
-        """Delete a job whatever its state. False if there was no such job."""
-        return self._manager.delete(_job_id(job_id)) == 1
+        """Delete a job whatever its state and return True; :class:`JobNotFound` if there is
+        no such job. (True rather than None, so that ``if queue.delete(id):`` stays right.)"""
+        if self._manager.delete(_job_id(job_id)) == 0:
+            raise JobNotFound(job_id)
+        return True
 
     def delete_failed(self) -> int:
         """Delete every failed job; return how many."""
         return self._manager.delete(None)
 
     def release(self, job_id: int) -> bool:
-        """Free a stuck reservation: the job is due again now. False if it was not reserved."""
-        return self._manager.release(_job_id(job_id)) == 1
+        """Free a stuck reservation: the job is due again now. False if it was not reserved;
+        :class:`JobNotFound` if there is no such job."""
+        return self._changed(self._manager.release(_job_id(job_id)), job_id)
+
+    def _changed(self, rows: int, job_id: int) -> bool:
+        # Nothing changed: either the job is in a state the action does not apply to, or it is
+        # gone. Only this rare path pays the second query.
+        if rows == 0 and self._manager.get(job_id) is None:
+            raise JobNotFound(job_id)
+        return rows == 1
 
     def prune(
         self,

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import json
 import logging
 import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from . import memory
 from .context import JobContext
+from .errors import JobInterrupted, UnknownJob, error_type
 from .models import Limits, RunReport, StopReason
 from .store.operations import Ack, Claimed, Store, history_with
 
-if TYPE_CHECKING:
-    from .jobs import Job
-
-__all__ = ["Runner", "backoff_delay"]
+__all__ = ["JobFunction", "Runner", "backoff_delay"]
 
 log = logging.getLogger("reqrunner.runner")
 
@@ -48,6 +47,30 @@ def backoff_delay(backoff: float, attempt: int) -> float:
     jitter so that jobs that failed together do not all retry together; at most a day."""
     base = backoff * 2 ** min(max(attempt - 1, 0), 30)
     return float(min(MAX_BACKOFF, base * random.uniform(0.75, 1.25)))
+
+
+class JobFunction(Protocol):
+    """What the runner needs of a registered job (a :class:`~reqrunner.Job` is one)."""
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The function to call with the stored arguments."""
+        ...
+
+    @property
+    def is_async(self) -> bool:
+        """Whether ``fn`` is a coroutine function, run on an event loop."""
+        ...
+
+    @property
+    def context_param(self) -> str | None:
+        """The parameter that receives the :class:`JobContext`, if the function takes one."""
+        ...
+
+    @property
+    def signature(self) -> inspect.Signature:
+        """The function's parameters without the context one, to check stored arguments."""
+        ...
 
 
 def _clip(text: str, limit: int) -> str:
@@ -112,7 +135,7 @@ class Runner:
     def __init__(
         self,
         store: Store,
-        jobs: dict[str, Job[Any, Any]],
+        jobs: Mapping[str, JobFunction],
         limits: Limits,
         *,
         queues: Sequence[str] | None = None,
@@ -223,11 +246,11 @@ class Runner:
         definition = self.jobs.get(job.name)
         label = f"job {job.id} {job.name}"
         if definition is None:
+            # Not failed for good: during a rolling deploy another process may know the name.
             return self._failure(
                 job,
-                "reqrunner.UnknownJob",
-                f"no function is registered as {job.name!r} in this process "
-                "(is the module that declares it imported by the app the runner loads?)",
+                error_type(UnknownJob),
+                str(UnknownJob(job.name, registered=self.jobs)),
                 "",
                 permanent=False,
                 started=time.perf_counter(),
@@ -265,23 +288,24 @@ class Runner:
         except Exception as exc:
             return self._failure(
                 job,
-                f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+                error_type(type(exc)),
                 str(exc),
                 traceback.format_exc(),
                 permanent=False,
                 started=t0,
             )
-        except BaseException:
+        except BaseException as exc:
             # KeyboardInterrupt / SystemExit: the job did not finish; leave it to be claimed
             # again right away, its attempt counted, rather than wait out its lease.
-            log.warning("%s interrupted by %s", label, "a signal or exit")
-            self.store.cycle([self._interrupted(job)])
+            log.warning("%s interrupted by %s", label, type(exc).__name__)
+            self.store.cycle([self._interrupted(job, exc)])
             raise
         log.info("%s succeeded in %.1f ms", label, (time.perf_counter() - t0) * 1000)
         return Ack(job.id, job.token, "done")
 
-    def _interrupted(self, job: Claimed) -> Ack:
-        message = "the process running it was stopped"
+    def _interrupted(self, job: Claimed, cause: BaseException) -> Ack:
+        stopped_by = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        message = f"the process running it was stopped ({stopped_by}) before the job finished"
         entry = {
             "attempt": job.attempts,
             "at": time.time(),
@@ -294,7 +318,7 @@ class Runner:
             job.token,
             "failed" if final else "retry",
             available_at=time.time(),
-            error=("reqrunner.JobInterrupted", message, ""),
+            error=(error_type(JobInterrupted), message, ""),
             history=history_with(job.history, entry),
         )
 

@@ -160,11 +160,27 @@ def test_dispatch_by_name_and_unknown_job_fails_with_a_clear_error(
     info = queue.get(unknown)
     assert info is not None and info.error is not None
     assert info.error.type == "reqrunner.UnknownJob"
+    assert getattr(reqrunner, info.error.type.removeprefix("reqrunner.")) is reqrunner.UnknownJob
     assert "nobody.registered" in info.error.message
+    assert "is the module that declares it imported" in info.error.message
     # an unknown name may be a rolling deploy: it is retried with backoff, not failed at once
     assert info.state is JobState.WAITING and info.delayed
     assert report.retried == 1
     assert jobs.add.name == "add"
+
+
+def test_an_unknown_name_close_to_a_registered_one_is_suggested(
+    queue: reqrunner.JobQueue,
+) -> None:
+    catalogue.register(queue)
+    typo = queue.dispatch("fails_twise")
+    queue.run()
+    info = queue.get(typo)
+    assert info is not None and info.error is not None
+    assert info.error.type == "reqrunner.UnknownJob"
+    assert info.error.message == (
+        "no function is registered as 'fails_twise' in this process; did you mean 'fails_twice'?"
+    )
 
 
 def test_stored_arguments_that_do_not_fit_fail_the_job_and_the_run_goes_on(
@@ -234,7 +250,8 @@ def test_retry_delete_and_retry_failed(queue: reqrunner.JobQueue) -> None:
     assert info is not None and info.state is JobState.WAITING and info.attempts == 0
     assert queue.retry(ids[0]) is True  # a waiting job may be made due again
     assert queue.delete(ids[1]) is True
-    assert queue.delete(ids[1]) is False
+    with pytest.raises(reqrunner.JobNotFound, match=f"no job {ids[1]} "):
+        queue.delete(ids[1])
     assert queue.retry_failed() == 1
     assert queue.count_jobs(state="waiting") == 2
     queue.run()
@@ -242,6 +259,42 @@ def test_retry_delete_and_retry_failed(queue: reqrunner.JobQueue) -> None:
     assert queue.stats().total == 0
     with pytest.raises(TypeError, match="job id"):
         queue.get("1")  # type: ignore[arg-type]
+
+
+def test_an_id_not_in_the_store_is_job_not_found(queue: reqrunner.JobQueue) -> None:
+    jobs = catalogue.register(queue)
+    gone = jobs.noop.dispatch()
+    queue.run()  # finished, so deleted
+    for action in (queue.retry, queue.delete, queue.release):
+        with pytest.raises(reqrunner.JobNotFound) as raised:
+            action(gone)
+        assert raised.value.job_id == gone
+        assert isinstance(raised.value, LookupError)
+    assert queue.get(gone) is None  # looking a job up is not an error
+
+
+def test_retry_of_a_reserved_job_is_refused_not_missing(queue: reqrunner.JobQueue) -> None:
+    jobs = catalogue.register(queue)
+    job_id = jobs.noop.dispatch()
+    queue.store.cycle([], claim=1)
+    assert queue.retry(job_id) is False
+    assert queue.release(job_id) is True
+    assert queue.release(job_id) is False
+
+
+def test_a_job_that_raises_a_reqrunner_error_records_its_public_name(
+    queue: reqrunner.JobQueue,
+) -> None:
+    @queue.job(name="retries_a_gone_job", attempts=1)
+    def retries_a_gone_job() -> None:
+        queue.retry(999_999)
+
+    job_id = retries_a_gone_job.dispatch()
+    queue.run()
+    info = queue.get(job_id)
+    assert info is not None and info.error is not None
+    assert info.error.type == "reqrunner.JobNotFound"
+    assert info.error.message.startswith("no job 999999")
 
 
 def test_context_progress_description_and_async_jobs(queue: reqrunner.JobQueue) -> None:

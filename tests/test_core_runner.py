@@ -180,6 +180,8 @@ def test_interrupt_signal_puts_the_job_back(queue: reqrunner.JobQueue) -> None:
     info = queue.get(job_id)
     assert info is not None and info.state is JobState.WAITING and not info.delayed
     assert info.history[-1]["outcome"] == "interrupted"
+    assert info.error is not None and info.error.type == "reqrunner.JobInterrupted"
+    assert "stopped (KeyboardInterrupt)" in info.error.message
     assert queue.count_jobs(state="reserved") == 0
 
 

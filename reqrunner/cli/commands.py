@@ -6,12 +6,11 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from ..errors import ReqRunnerError
+from ..errors import JobNotFound, ReqRunnerError
 from ..models import Limits
 from ..queue import JobQueue
 from .app import EXIT_FAILURE, EXIT_OK, UsageError, load_queue
 from .output import Output
-from .ping import ping
 from .worker import Worker, request_restart, workers_seen
 
 __all__ = ["run_command"]
@@ -88,8 +87,16 @@ def _refused(queue: JobQueue, ids: list[int], verb: str) -> int:
 def _each(
     queue: JobQueue, ids: list[int], action: Callable[[int], bool], verb: str, out: Output
 ) -> int:
-    refused = [job_id for job_id in ids if not action(job_id)]
-    done = [job_id for job_id in ids if job_id not in refused]
+    """Apply ``action`` to each id; the ids it refused (False: a state it does not apply
+    to) or did not find (``JobNotFound``) are explained on stderr."""
+    done: list[int] = []
+    refused: list[int] = []
+    for job_id in ids:
+        try:
+            applied = action(job_id)
+        except JobNotFound:
+            applied = False
+        (done if applied else refused).append(job_id)
     if done:
         out.line(f"{verb.capitalize()}: job(s) {', '.join(str(i) for i in done)}.")
     return _refused(queue, refused, verb) if refused else EXIT_OK
@@ -144,6 +151,9 @@ def run_command(args: argparse.Namespace) -> int:
     """Load the queue the arguments name and run the verb; database trouble exits 1."""
     out = Output(json=getattr(args, "json", False))
     if args.verb == "ping":
+        # Only ping talks HTTP: run, work and the rest never import httpx or the web side.
+        from .ping import ping  # noqa: PLC0415
+
         return ping(args, out)
     queue = load_queue(args.app, args.db, need_jobs=args.verb in ("run", "work"))
     try:

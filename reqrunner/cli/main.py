@@ -1,8 +1,8 @@
 """The ``reqrunner`` console script (also ``python -m reqrunner``): parsing and dispatch.
 
-Each verb is a function in :mod:`reqrunner.cli_commands`; the ``work`` daemon lives in
-:mod:`reqrunner.worker`, rendering in :mod:`reqrunner.cli_output`. This module only turns a command
-line into a call and an exception into a one-line message and an exit status:
+Each verb is a function in :mod:`reqrunner.cli.commands`; the ``work`` daemon lives in
+:mod:`reqrunner.cli.worker`, rendering in :mod:`reqrunner.cli.output`. This module only turns a
+command line into a call and an exception into a one-line message and an exit status:
 
 - 0  the command did what was asked (a ``run`` whose jobs failed still exits 0: they are recorded);
 - 1  it could not: the database is unreachable, a job id is unknown, a ping was refused;
@@ -20,13 +20,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import NoReturn
 
-from rich.logging import RichHandler
-
 from .. import __version__
 from ..models import Limits
 from .app import EXIT_USAGE, UsageError
 from .commands import run_command
-from .output import stderr_console
+from .output import on_terminal, stderr_console
 
 __all__ = ["build_parser", "main"]
 
@@ -341,10 +339,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
         level = logging.DEBUG
     elif args.quiet:
         level = logging.WARNING
-    console = stderr_console()
     handler: logging.Handler
-    if console.is_terminal:
-        handler = RichHandler(console=console, show_path=False, markup=False)
+    if on_terminal(sys.stderr):
+        from rich.logging import RichHandler  # noqa: PLC0415 (only for a terminal)
+
+        handler = RichHandler(console=stderr_console(), show_path=False, markup=False)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)

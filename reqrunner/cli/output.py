@@ -3,52 +3,61 @@
 The verbs in :mod:`reqrunner.cli` compute values (``JobInfo``, ``QueueStats``, ``RunReport``) and
 hand them to one :class:`Output`, which alone decides how they look. ``--json`` output is meant
 for scripts: one JSON document per command on stdout, times as ISO 8601 in UTC.
+
+rich is imported only when something is drawn on a terminal: a cron line or a pipe never loads it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from ..models import JobInfo, QueueStats, RunReport, WorkerSeen
 
-from ..models import JobInfo, QueueStats, RunReport
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 __all__ = [
     "Output",
     "RunProgress",
-    "WorkerSeen",
     "job_to_dict",
+    "on_terminal",
     "stats_to_dict",
     "stderr_console",
 ]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WorkerSeen:
-    """A ``work`` process that reported recently (its heartbeat in the meta table)."""
+def on_terminal(stream: TextIO) -> bool:
+    """Whether rich would draw on ``stream``. rich is asked (and imported) only when the answer
+    can be yes: the stream is a terminal, or rich's ``TTY_COMPATIBLE`` / ``FORCE_COLOR`` say to
+    treat it as one."""
+    if "TTY_COMPATIBLE" not in os.environ and "FORCE_COLOR" not in os.environ:
+        try:
+            if not stream.isatty():
+                return False
+        except (AttributeError, ValueError):  # no isatty, or a closed stream
+            return False
+    from rich.console import Console  # noqa: PLC0415 (only for a terminal)
 
-    host: str
-    pid: int
-    started: float
-    seen: float
-    queues: tuple[str, ...] | None
+    return Console(file=stream).is_terminal
 
 
 @cache
 def stderr_console() -> Console:
     """The one rich console on stderr, shared by the log handler and the progress bar so that
-    log lines print above the bar instead of through it."""
+    log lines print above the bar instead of through it. Only for a terminal (see
+    :func:`on_terminal`)."""
+    from rich.console import Console  # noqa: PLC0415 (only for a terminal)
+
     return Console(stderr=True, highlight=False)
 
 
@@ -156,8 +165,12 @@ class Output:
     def __init__(self, *, json: bool = False, stream: TextIO | None = None) -> None:
         self.json = json
         self.stream = stream if stream is not None else sys.stdout
-        self._console = Console(file=self.stream, highlight=False, soft_wrap=False)
-        self.rich = not json and self._console.is_terminal
+        self.rich = not json and on_terminal(self.stream)
+        self._console: Console | None = None
+        if self.rich:
+            from rich.console import Console  # noqa: PLC0415 (only for a terminal)
+
+            self._console = Console(file=self.stream, highlight=False, soft_wrap=False)
 
     def data(self, value: Any) -> None:
         """Write ``value`` as one JSON document (``--json``)."""
@@ -169,7 +182,7 @@ class Output:
         """A one-line human message (ignored in JSON mode, where ``data`` says it all)."""
         if self.json:
             return
-        if self.rich:
+        if self._console is not None:
             self._console.print(text, markup=False)
         else:
             self.stream.write(text + "\n")
@@ -177,7 +190,9 @@ class Output:
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], title: str = "") -> None:
         """A table: rich in a terminal, columns padded with spaces otherwise."""
-        if self.rich:
+        if self._console is not None:
+            from rich.table import Table  # noqa: PLC0415 (only for a terminal)
+
             table = Table(title=title or None, title_justify="left")
             for header in headers:
                 table.add_column(header, overflow="fold")
@@ -317,17 +332,24 @@ class Output:
 
         The bar's caption is the runner's latest log line, which names the job it started.
         """
-        console = stderr_console()
-        if self.json or not console.is_terminal:
+        if self.json or not on_terminal(sys.stderr):
             yield RunProgress(None)
             return
+        from rich.progress import (  # noqa: PLC0415 (only for a terminal)
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         bar = Progress(
             TextColumn("[bold]running"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.description}", markup=False),
-            console=console,
+            console=stderr_console(),
             transient=True,
         )
         tracker = RunProgress(bar)

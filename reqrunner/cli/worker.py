@@ -27,8 +27,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from ..models import Limits
-from .output import WorkerSeen
+from ..models import Limits, WorkerSeen
 
 if TYPE_CHECKING:
     from ..queue import JobQueue

@@ -1,6 +1,7 @@
 """Fixtures for the console script's tests: the real ``reqrunner`` script in a subprocess.
 
-``cli_url`` is a clean job database on SQLite and on PostgreSQL (the issue's two); ``cli`` runs
+``cli_url`` is a clean job database on SQLite and on PostgreSQL (the embedded store, and the one
+whose ``work`` wakes on NOTIFY); ``cli`` runs
 the installed console script against it with ``--app tests.cli.app_for_cli:queue``, the way a
 site's cron line would.
 """

@@ -56,12 +56,13 @@ def test_bad_option_values(capsys: pytest.CaptureFixture[str], argv: list[str], 
 def test_unknown_job_id(cli_url: str):
     cli = CLI(cli_url)
     one_line_error(cli("show", "999999"), 1, "job 999999 not found")
-    result = cli("retry", "999998", "999999")
-    assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        f"reqrunner retry: error: job {i} not found (it may have finished and been deleted)"
-        for i in (999998, 999999)
-    ]
+    for verb in ("retry", "delete", "release"):
+        result = cli(verb, "999998", "999999")
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [
+            f"reqrunner {verb}: error: job {i} not found (it may have finished and been deleted)"
+            for i in (999998, 999999)
+        ]
 
 
 @pytest.mark.parametrize(
