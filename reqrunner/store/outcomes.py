@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import JobInterrupted, error_type
 from .dialects import JOBS, Cursor, Dialect, fetch_records
 from .records import Ack, history_with
 
@@ -91,7 +92,7 @@ def recover(cur: Cursor, dialect: Dialect, now: float) -> int:
             job["token"],
             "retry" if attempts < max_attempts else "failed",
             available_at=now,
-            error=("reqrunner.JobInterrupted", _INTERRUPTED, ""),
+            error=(error_type(JobInterrupted), _INTERRUPTED, ""),
             history=history_with(job["history"], entry),
         )
         cur.execute(*outcome_statement(dialect, ack, now))
