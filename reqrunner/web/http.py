@@ -6,11 +6,11 @@ the ASGI and WSGI adapters only translate to and from them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
-__all__ = ["Request", "Response"]
+__all__ = ["AdminAccess", "Request", "Response", "fold"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,3 +54,19 @@ class Response:
     after: Callable[[], None] | None = None
     """Blocking work to run after the response is complete (in a worker thread, never on an
     event loop), such as the bounded run the run endpoint promises with its ``202``."""
+
+
+AdminAccess = Callable[[Request], bool]
+"""Whether a request may use the admin: :class:`~reqrunner.BasicAuth`, or any callable taking
+the :class:`Request` (headers, client address) and returning ``True`` to allow."""
+
+
+def fold(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header ``(name, value)`` pairs as one mapping: names lower-cased, the values of a repeated
+    header joined with ``", "`` as HTTP allows (so a ``Cache-Control`` sent twice is read
+    whole)."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
