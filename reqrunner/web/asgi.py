@@ -10,10 +10,11 @@ Every database call the middleware makes goes through a worker thread too.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
-from typing import Any
+from collections.abc import Mapping
 
 import anyio.to_thread
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .background import call_safely
 from .base import Middleware
@@ -22,25 +23,15 @@ from .http import Request, fold
 from .policy import PageView, ServerKind
 from .trigger import Injector
 
+# ASGIApp and the rest are starlette's names for the ASGI 3 types, offered here for the sites
+# that type their apps against this module.
 __all__ = ["ASGIApp", "ASGIMiddleware", "Receive", "Scope", "Send"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-"""Any ASGI 3 application."""
 
 _SERVER = ServerKind(protocol="asgi")
 _PATHSEND_SERVER = ServerKind(protocol="asgi", pathsend=True)
 
 
-def _decoded(raw: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, str]]:
-    for name, value in raw:
-        yield name.decode("latin-1"), value.decode("latin-1")
-
-
-def _origin(scope: Scope, headers: dict[str, str]) -> Origin:
+def _origin(scope: Scope, headers: Mapping[str, str]) -> Origin:
     host = headers.get("host")
     if not host:
         server = scope.get("server") or ("127.0.0.1", 80)
@@ -85,7 +76,7 @@ class ASGIMiddleware(Middleware[ASGIApp]):
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        headers = fold(_decoded(scope.get("headers", [])))
+        headers = Headers(scope=scope)
         origin = _origin(scope, headers)
         client = scope.get("client")
         request = Request(
@@ -148,13 +139,15 @@ class _Exchange:
 
     async def _start(self, message: Message) -> Message:
         scope, core = self._scope, self._core
-        request_headers = fold(_decoded(scope.get("headers", [])))
+        # The rule and the checks read repeated headers whole (a Cache-Control sent twice):
+        # folded, not starlette's Headers, whose get() answers the first of them.
+        request_headers = fold(Headers(raw=scope.get("headers", [])).items())
         view = PageView(
             method=scope["method"].upper(),
             path=scope["path"],
             request_headers=request_headers,
             status=message["status"],
-            response_headers=fold(_decoded(message.get("headers", []))),
+            response_headers=fold(Headers(raw=message.get("headers", [])).items()),
         )
         extensions = scope.get("extensions") or {}
         server = _PATHSEND_SERVER if "http.response.pathsend" in extensions else _SERVER
@@ -165,11 +158,10 @@ class _Exchange:
         self.plan, self.origin = plan, origin
         if plan.action != "inject":
             return message
-        headers = []
-        for name, value in message.get("headers", []):
-            if name.lower() == b"content-length":
-                headers.append((name, str(int(value) + len(plan.tag)).encode("latin-1")))
-            else:
-                headers.append((name, value))
+        # A copy: the app may reuse its header list for other responses.
+        headers = MutableHeaders(raw=list(message.get("headers", [])))
+        length = headers.get("content-length")
+        if length is not None:
+            headers["content-length"] = str(int(length) + len(plan.tag))
         self._injector = Injector(plan.tag)
-        return {**message, "headers": headers}
+        return {**message, "headers": headers.raw}

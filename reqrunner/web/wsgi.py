@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from starlette.datastructures import Headers
+
 from .background import run_in_background
 from .base import Middleware
 from .core import MAX_ROUTE_BODY, PASS, MiddlewareCore, Origin, Plan, logger
@@ -100,7 +102,7 @@ class WSGIMiddleware(Middleware[WSGIApp]):
             method=environ.get("REQUEST_METHOD", "GET").upper(),
             path=sub or "/",
             query_string=environ.get("QUERY_STRING", ""),
-            headers=_request_headers(environ),
+            headers=Headers(headers=_request_headers(environ)),
             body=environ["wsgi.input"].read(length) if length > 0 else b"",
             client=environ.get("REMOTE_ADDR"),
             scheme=origin.scheme,

@@ -6,7 +6,7 @@ Pure functions from values to escaped HTML (:mod:`reqrunner.admin.markup`); the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...models import JobInfo, JobState
@@ -120,7 +120,7 @@ def button(
     )
 
 
-def flash(query: dict[str, str]) -> Safe:
+def flash(query: Mapping[str, str]) -> Safe:
     """The message for the action code in ``query``, if it is one of :data:`MESSAGES`."""
     code = query.get("done", "")
     if code not in MESSAGES:

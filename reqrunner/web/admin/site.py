@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -189,7 +189,7 @@ class AdminSite:
         page = parts.Page(base=base, token=token, now=time.time(), asset_version=_asset_version())
         return page, set_cookie
 
-    def _list(self, page: parts.Page, query: dict[str, str]) -> str:
+    def _list(self, page: parts.Page, query: Mapping[str, str]) -> str:
         state = query.get("state", "waiting")
         if state not in parts.LIST_STATES:
             state = "waiting"

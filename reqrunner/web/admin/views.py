@@ -9,7 +9,7 @@ confirmation before the bulk actions.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...models import JobInfo, JobState
@@ -55,7 +55,7 @@ def overview_page(
     *,
     reserved: Sequence[JobInfo],
     failed: Sequence[JobInfo],
-    query: dict[str, str],
+    query: Mapping[str, str],
 ) -> str:
     """The landing page: counts, throughput, health, what runs now, the latest failures."""
     stats = data.stats
@@ -259,7 +259,7 @@ def list_page(
     per_page: int,
     name: str,
     queue: str,
-    query: dict[str, str],
+    query: Mapping[str, str],
 ) -> str:
     """One state's jobs, filtered by name and queue, a page at a time."""
     label = LIST_STATES[state]
@@ -329,7 +329,7 @@ def _json(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def detail_page(page: Page, job: JobInfo, *, query: dict[str, str]) -> str:
+def detail_page(page: Page, job: JobInfo, *, query: Mapping[str, str]) -> str:
     """One job: its actions, facts, arguments, error with traceback, and attempt history."""
     state = parts.state_name(job)
     back = f"/jobs/{job.id}"
