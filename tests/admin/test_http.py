@@ -488,6 +488,20 @@ def test_csrf_cookie_is_strict_and_http_only(client: httpx.Client) -> None:
     assert "set-cookie" not in client.get(ADMIN).headers
 
 
+def test_csrf_cookie_is_found_among_several_cookie_headers(site: Site) -> None:
+    # Over HTTP/2 a browser may send each cookie in a Cookie header of its own.
+    job_id = _fail(site.queue)
+    with site.client(BasicAuth(USER, PASSWORD)) as client:
+        good = token(client)
+        cookie = client.cookies["reqrunner_csrf"]
+    headers = [("cookie", "theme=dark"), ("cookie", f"reqrunner_csrf={cookie}")]
+    with site.client(BasicAuth(USER, PASSWORD)) as fresh:
+        action = ADMIN + f"/jobs/{job_id}/delete"
+        response = fresh.post(action, data={"csrf": good}, headers=headers)
+    assert response.status_code == 303
+    assert site.queue.get(job_id) is None
+
+
 def test_csrf_on_every_action(site: Site, client: httpx.Client) -> None:
     job_id = _fail(site.queue)
     token(client)  # the cookie is there; only the token is missing
