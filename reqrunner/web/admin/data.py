@@ -60,6 +60,8 @@ class Overview:
     """Everything on the overview page that comes from the database."""
 
     stats: QueueStats
+    database: str
+    """The queue's database URL, password hidden."""
     keep_done: bool
     last_hour: Finished
     last_day: Finished
@@ -102,6 +104,7 @@ def overview(queue: JobQueue) -> Overview:
     stats = queue.stats()
     return Overview(
         stats=stats,
+        database=queue.url,
         keep_done=queue.store.keep_done,
         last_hour=finished_since(queue, now - HOUR),
         last_day=finished_since(queue, now - DAY),

@@ -1,7 +1,7 @@
 """The pieces every Queue Manager page is built from: the layout, forms, rows and flashes.
 
-Pure functions from values to escaped HTML (:mod:`reqrunner.admin.markup`); the pages in
-:mod:`reqrunner.admin.views` put them together.
+Pure functions from values to escaped HTML (:mod:`reqrunner.web.admin.markup`); the pages in
+:mod:`reqrunner.web.admin.views` put them together.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...models import JobInfo, JobState
-from .markup import Safe, ago, join, render, url
+from .markup import Safe, ago, join, render, template, url
 
 __all__ = [
     "LIST_STATES",
@@ -79,18 +79,8 @@ def layout(page: Page, title: str, body: Safe, *, active: str = "", refresh: boo
         )
         for state, label in (("overview", "Overview"), *LIST_STATES.items())
     )
-    return render(
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="robots" content="noindex, nofollow">'
-        "<title>{title} · reqrunner</title>"
-        '<link rel="stylesheet" href="{css}">'
-        '<script src="{js}" defer></script></head>'
-        '<body data-api="{api}"{refresh}>'
-        '<header><a class="brand" href="{home}">reqrunner</a>'
-        '<nav aria-label="Queue">{nav}</nav></header>'
-        "<main>{body}</main></body></html>",
+    return template(
+        "layout.html",
         title=title,
         css=url(page.base, "/static/admin.css", v=page.asset_version),
         js=url(page.base, "/static/admin.js", v=page.asset_version),
@@ -181,37 +171,25 @@ def watch(job: JobInfo) -> Safe:
 
 def rows(page: Page, jobs: Sequence[JobInfo]) -> Safe:
     """A table of jobs; on a phone each row becomes a card (see the stylesheet)."""
-    rows = []
-    for job in jobs:
-        rows.append(
-            render(
-                '<tr{watch}><td data-label="Job"><a href="{href}">#{id}</a></td>'
-                '<td data-label="Name"><a href="{href}">{name}</a>'
-                '<span class="desc">{desc}</span></td>'
-                '<td data-label="Queue">{queue}</td><td data-label="Priority">{priority}</td>'
-                '<td data-label="Attempts">{attempts} / {max}</td>'
-                '<td data-label="When">{when}</td><td data-label="Progress">{progress}</td>'
-                '<td data-label="Last error" class="error">{error}</td></tr>',
-                watch=watch(job),
-                href=url(page.base, f"/jobs/{job.id}"),
-                id=job.id,
-                name=job.name,
-                desc=job.description,
-                queue=job.queue,
-                priority=job.priority,
-                attempts=job.attempts,
-                max=job.max_attempts,
-                when=when(job, page.now),
-                progress=progress(job),
-                error=first_line(job),
-            )
+    rows = (
+        template(
+            "job_row.html",
+            watch=watch(job),
+            href=url(page.base, f"/jobs/{job.id}"),
+            id=job.id,
+            name=job.name,
+            desc=job.description,
+            queue=job.queue,
+            priority=job.priority,
+            attempts=job.attempts,
+            max=job.max_attempts,
+            when=when(job, page.now),
+            progress=progress(job),
+            error=first_line(job),
         )
-    return render(
-        '<div class="table"><table class="cards"><thead><tr><th>Job</th><th>Name</th><th>Queue</th>'
-        "<th>Priority</th><th>Attempts</th><th>When</th><th>Progress</th><th>Last error</th>"
-        "</tr></thead><tbody>{rows}</tbody></table></div>",
-        rows=join(rows),
+        for job in jobs
     )
+    return template("jobs.html", rows=join(rows))
 
 
 def number(value: object) -> float | None:

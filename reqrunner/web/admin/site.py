@@ -11,7 +11,7 @@ Routes (below ``{path}/admin``)::
     POST /failed/retry | /failed/delete | /run
 
 Every route checks access first, so nothing of the admin (not even its stylesheet) answers a
-request that is not allowed. Every POST needs the CSRF token of :mod:`reqrunner.admin.csrf` and
+request that is not allowed. Every POST needs the CSRF token of :mod:`reqrunner.web.admin.csrf` and
 answers with a ``303`` back to a page of the admin (never elsewhere).
 """
 
@@ -157,7 +157,8 @@ class AdminSite:
             html = views.overview_page(
                 page,
                 overview(queue),
-                self._health(request),
+                self._host.health(),
+                tick_url=self._tick_url(request),
                 reserved=reserved,
                 failed=failed,
                 query=query,
@@ -217,21 +218,10 @@ class AdminSite:
             query=query,
         )
 
-    def _health(self, request: Request) -> views.Health:
-        host = self._host
+    def _tick_url(self, request: Request) -> str:
         # request.root_path is the app's mount point followed by reqrunner's own path.
-        mount = request.root_path.removesuffix(host.path)
-        state = host.health()
-        return views.Health(
-            tick_url=host.tick_url(f"{request.scheme}://{request.host}{mount}"),
-            mode=state.mode,
-            run_rate=state.run_rate,
-            max_jobs=state.max_jobs,
-            max_time=state.max_time,
-            breaker_open=state.breaker_open,
-            breaker_error=state.breaker_error,
-            database=host.queue.url,
-        )
+        mount = request.root_path.removesuffix(self._host.path)
+        return self._host.tick_url(f"{request.scheme}://{request.host}{mount}")
 
     def _status(self, request: Request) -> Response:
         queue = self._host.queue
