@@ -15,6 +15,7 @@ from .markup import Safe, ago, join, render, template, url
 __all__ = [
     "LIST_STATES",
     "MESSAGES",
+    "Listing",
     "Page",
     "button",
     "first_line",
@@ -63,6 +64,33 @@ class Page:
     now: float
     asset_version: str
     """Appended to the CSS and JS URLs so a new release is not served from a stale cache."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Listing:
+    """Which jobs a list page shows: a state's, filtered, one page of them."""
+
+    state: str
+    """One of :data:`LIST_STATES`."""
+    name: str
+    """Only jobs whose name contains this ("" for all)."""
+    queue: str
+    """Only jobs of this queue ("" for all)."""
+    number: int
+    """The page, from 1."""
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> Listing:
+        """The list a query string asks for; what does not make sense falls back to the first
+        page of the waiting jobs, unfiltered."""
+        state = query.get("state", "waiting")
+        number = query.get("page", "1")
+        return cls(
+            state=state if state in LIST_STATES else "waiting",
+            name=query.get("name", "").strip()[:255],
+            queue=query.get("queue", "").strip()[:64],
+            number=int(number) if number.isdigit() and 0 < int(number) < 10**6 else 1,
+        )
 
 
 # -- building blocks ------------------------------------------------------------------------------

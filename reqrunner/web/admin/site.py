@@ -191,31 +191,16 @@ class AdminSite:
         return page, set_cookie
 
     def _list(self, page: parts.Page, query: Mapping[str, str]) -> str:
-        state = query.get("state", "waiting")
-        if state not in parts.LIST_STATES:
-            state = "waiting"
-        name = query.get("name", "").strip()[:255]
-        queue_name = query.get("queue", "").strip()[:64]
-        number = query.get("page", "1")
-        page_number = int(number) if number.isdigit() and 0 < int(number) < 10**6 else 1
+        listing = parts.Listing.from_query(query)
         # "waiting" in the admin is what the overview counts as waiting: due now.
-        stored = "due" if state == "waiting" else state
-        filters: dict[str, Any] = {"name": name or None, "queue": queue_name or None}
+        stored = "due" if listing.state == "waiting" else listing.state
+        filters: dict[str, Any] = {"name": listing.name or None, "queue": listing.queue or None}
         queue = self._host.queue
         total = queue.count_jobs(stored, **filters)
-        jobs = queue.list_jobs(
-            stored, limit=PER_PAGE, offset=(page_number - 1) * PER_PAGE, **filters
-        )
+        offset = (listing.number - 1) * PER_PAGE
+        jobs = queue.list_jobs(stored, limit=PER_PAGE, offset=offset, **filters)
         return views.list_page(
-            page,
-            state=state,
-            jobs=jobs,
-            total=total,
-            page_number=page_number,
-            per_page=PER_PAGE,
-            name=name,
-            queue=queue_name,
-            query=query,
+            page, listing, jobs=jobs, total=total, per_page=PER_PAGE, query=query
         )
 
     def _tick_url(self, request: Request) -> str:

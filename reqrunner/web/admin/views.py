@@ -17,7 +17,7 @@ from ..health import Health
 from . import parts
 from .data import Finished, Overview
 from .markup import Safe, ago, duration, esc, join, render, template, url
-from .parts import LIST_STATES, Page
+from .parts import LIST_STATES, Listing, Page
 
 __all__ = ["detail_page", "list_page", "message_page", "overview_page"]
 
@@ -215,17 +215,15 @@ def _health(page: Page, data: Overview, health: Health, tick_url: str) -> Safe:
 
 def list_page(
     page: Page,
+    listing: Listing,
     *,
-    state: str,
     jobs: Sequence[JobInfo],
     total: int,
-    page_number: int,
     per_page: int,
-    name: str,
-    queue: str,
     query: Mapping[str, str],
 ) -> str:
     """One state's jobs, filtered by name and queue, a page at a time."""
+    state, name, queue, page_number = listing.state, listing.name, listing.queue, listing.number
     label = LIST_STATES[state]
     back = url("", "/jobs", state=state, name=name, queue=queue, page=page_number)
     first = (page_number - 1) * per_page + 1
