@@ -1,16 +1,19 @@
 """A framework-neutral HTTP request and response for reqrunner's own routes.
 
 The run endpoint, the tick URL and the admin pages are written once against these two types;
-the ASGI and WSGI adapters only translate to and from them.
+the ASGI and WSGI adapters only translate to and from them. Headers and query strings are
+starlette's datastructures (:class:`~starlette.datastructures.Headers`,
+:class:`~starlette.datastructures.QueryParams`), the same whichever server is underneath.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
 
-__all__ = ["Request", "Response"]
+from starlette.datastructures import Headers, QueryParams
+
+__all__ = ["AdminAccess", "Request", "Response", "fold"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -22,8 +25,9 @@ class Request:
     path: str
     """The path below reqrunner's mount point, e.g. ``"/run"`` or ``"/admin/jobs/5"``."""
     query_string: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    """Header names in lower case; repeated headers joined with ``", "``."""
+    headers: Headers = field(default_factory=Headers)
+    """Looked up without regard to case; ``get`` gives the first of a repeated header,
+    ``getlist`` all of them."""
     body: bytes = b""
     client: str | None = None
     """The peer's address as the server saw it (no proxy headers applied)."""
@@ -34,14 +38,18 @@ class Request:
     """Where the app is mounted, plus reqrunner's own path (``…/_reqrunner``)."""
 
     @property
-    def query(self) -> dict[str, str]:
+    def query(self) -> QueryParams:
         """The query string's parameters; the last value wins for repeated names."""
-        return {k: v[-1] for k, v in parse_qs(self.query_string, keep_blank_values=True).items()}
+        return QueryParams(self.query_string)
 
-    def form(self) -> dict[str, str]:
-        """The body's ``application/x-www-form-urlencoded`` fields (last value wins)."""
-        text = self.body.decode("utf-8", "replace")
-        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    def form(self) -> QueryParams:
+        """The body's ``application/x-www-form-urlencoded`` fields (last value wins).
+
+        That encoding is the query string's, so it is read as one. (starlette's own form parser
+        reads a request stream on an event loop and needs ``python-multipart``; these bodies
+        are already read, on a worker thread.)
+        """
+        return QueryParams(self.body.decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,3 +62,19 @@ class Response:
     after: Callable[[], None] | None = None
     """Blocking work to run after the response is complete (in a worker thread, never on an
     event loop), such as the bounded run the run endpoint promises with its ``202``."""
+
+
+AdminAccess = Callable[[Request], bool]
+"""Whether a request may use the admin: :class:`~reqrunner.BasicAuth`, or any callable taking
+the :class:`Request` (headers, client address) and returning ``True`` to allow."""
+
+
+def fold(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header ``(name, value)`` pairs as one mapping: names lower-cased, the values of a repeated
+    header joined with ``", "`` as HTTP allows (so a ``Cache-Control`` sent twice is read
+    whole)."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out

@@ -21,8 +21,10 @@ from typing import Literal, Protocol
 
 __all__ = [
     "DUE_CACHE_SECONDS",
+    "Concrete",
     "Mode",
     "PageView",
+    "Qualify",
     "RunPolicy",
     "ServerKind",
     "default_qualify",
@@ -33,6 +35,8 @@ logger = logging.getLogger("reqrunner.policy")
 
 Mode = Literal["sync", "async", "js", "auto"]
 """How a triggered run happens; ``auto`` is resolved per server by :func:`resolve_auto`."""
+Concrete = Literal["sync", "async", "js"]
+"""A mode once ``auto`` is resolved."""
 
 DUE_CACHE_SECONDS = 1.0
 """How long one process trusts its last answer to "are jobs due"."""
@@ -59,6 +63,10 @@ class PageView:
     def content_type(self) -> str:
         """The response's media type, lower case, without parameters."""
         return self.response_headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+Qualify = Callable[[PageView], bool]
+"""A qualification rule: whether this page view may trigger a run."""
 
 
 def default_qualify(view: PageView) -> bool:
@@ -167,6 +175,22 @@ class ServerKind:
     protocol: Literal["asgi", "wsgi"]
     run_once: bool = False
     """WSGI's ``wsgi.run_once``: the process serves this one request and exits (CGI)."""
+    pathsend: bool = False
+    """ASGI's ``http.response.pathsend``: the app may hand the server a file to send instead of
+    a body, and such a body cannot be given a script."""
+
+    @property
+    def waits(self) -> bool:
+        """Whether the adapter may wait for the database before the response goes out: a WSGI
+        thread serves one request, an ASGI event loop serves them all."""
+        return self.protocol == "wsgi"
+
+    @property
+    def needs_length(self) -> bool:
+        """Whether a response that a run follows must carry a ``Content-Length``: a WSGI server
+        ends a response without one only once its ``close()`` has returned, which is where the
+        run is handed over; with the length, the page is complete at its last byte."""
+        return self.protocol == "wsgi"
 
 
 def resolve_auto(server: ServerKind) -> Literal["sync", "js"]:

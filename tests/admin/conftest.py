@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,51 @@ from .site_app import PASSWORD, USER, make_queue, wrap
 
 ADMIN = "/_reqrunner/admin"
 _TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+
+
+class _Hooks(HTMLParser):
+    def __init__(self, attribute: str) -> None:
+        super().__init__()
+        self.attribute = attribute
+        self.found: list[tuple[str, list[str]]] = []
+        self._open: list[tuple[str, list[str] | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        texts: list[str] | None = None
+        if self.attribute in values:
+            texts = []
+            self.found.append((values[self.attribute] or "", texts))
+        if tag not in _VOID:
+            self._open.append((tag, texts))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, texts in self._open:
+            if texts is not None and data.strip():
+                texts.append(" ".join(data.split()))
+
+
+def hooks(html: str, attribute: str) -> list[tuple[str, str]]:
+    """Every element carrying ``attribute`` (a ``data-*`` hook), as (its value, its text with
+    the white space folded and the text of its child elements joined by one space)."""
+    parser = _Hooks(attribute)
+    parser.feed(html)
+    return [(value, " ".join(texts)) for value, texts in parser.found]
+
+
+def hook(html: str, attribute: str) -> str:
+    """The text of the one element carrying ``attribute``."""
+    found = hooks(html, attribute)
+    assert len(found) == 1, f"{len(found)} elements carry {attribute}"
+    return found[0][1]
 
 
 def join_runs(timeout: float = 10.0) -> None:

@@ -1,4 +1,5 @@
-"""The per-request decision table (DESIGN §4), through both adapters, on a real SQLite queue."""
+"""The per-request decision, through both adapters, on a real SQLite queue: which page views
+qualify, the run rate, the due cache, the run leases, and what reaches the visitor."""
 
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ import pytest
 
 import reqrunner
 from reqrunner.web.core import MiddlewareCore
+from reqrunner.web.wsgi import WSGIMiddleware
+
+from .conftest import inner_wsgi
 
 
 @pytest.fixture
@@ -20,7 +23,7 @@ def core(queue: reqrunner.JobQueue) -> MiddlewareCore:
     def quick() -> None:
         pass
 
-    return MiddlewareCore(queue, max_time=10)
+    return WSGIMiddleware(inner_wsgi, queue, max_time=10).core
 
 
 def test_a_run_that_lost_its_lease_stops_after_the_current_job(

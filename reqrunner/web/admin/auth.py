@@ -13,17 +13,12 @@ import binascii
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
 
-from ..http import Request
+from ..http import AdminAccess, Request
 
 __all__ = ["AdminAccess", "BasicAuth", "allows"]
 
 logger = logging.getLogger("reqrunner.admin")
-
-AdminAccess = Callable[[Request], bool]
-"""Whether a request may use the admin: :class:`BasicAuth`, or any callable taking the
-:class:`~reqrunner.http.Request` (headers, client address) and returning ``True`` to allow."""
 
 
 def _digest(text: str) -> bytes:

@@ -12,7 +12,9 @@ browser's cookie. The cookie is ``SameSite=Strict`` and ``HttpOnly``; a request 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from starlette.requests import cookie_parser
 
 from ..http import Request
 from ..signing import Signer
@@ -27,11 +29,9 @@ TOKEN_TTL = 12 * 3600.0
 
 
 def _cookie(request: Request) -> str | None:
-    for part in request.headers.get("cookie", "").split(";"):
-        name, sep, value = part.strip().partition("=")
-        if sep and name == COOKIE and value:
-            return value
-    return None
+    # HTTP/2 may split the cookies over several Cookie headers: read them all.
+    cookies = cookie_parser("; ".join(request.headers.getlist("cookie")))
+    return cookies.get(COOKIE) or None
 
 
 class Csrf:
@@ -55,7 +55,7 @@ class Csrf:
         token = self._signer().sign(PURPOSE, {"cookie": cookie}, ttl=TOKEN_TTL)
         return token, set_cookie
 
-    def check(self, request: Request, form: dict[str, str]) -> bool:
+    def check(self, request: Request, form: Mapping[str, str]) -> bool:
         """Whether a POST carries a valid token for its own cookie, from the site itself."""
         # The browser's own word on where the form came from. ``Origin`` is not compared with
         # the host: behind a proxy that rewrites ``Host`` the two differ for genuine forms, and

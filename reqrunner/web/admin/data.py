@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...models import QueueStats
+from .. import health
 
 if TYPE_CHECKING:
     from ...queue import JobQueue
 
 __all__ = ["Finished", "Overview", "Worker", "overview"]
 
-LAST_RUN = "reqrunner.health.last_run"
-SELF_REQUEST = "reqrunner.health.self_request"
 WORKER_PREFIX = "cli.worker."
 WORKER_SEEN_WITHIN = 35.0
 """Seconds: a worker heartbeats every 10 s, so one silent for longer than this has gone."""
@@ -61,23 +60,14 @@ class Overview:
     """Everything on the overview page that comes from the database."""
 
     stats: QueueStats
+    database: str
+    """The queue's database URL, password hidden."""
     keep_done: bool
     last_hour: Finished
     last_day: Finished
     last_run: dict[str, Any] | None
     self_request: dict[str, Any] | None
     workers: tuple[Worker, ...]
-
-
-def _record(queue: JobQueue, name: str) -> dict[str, Any] | None:
-    raw = queue.get_meta(name)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def workers_seen(queue: JobQueue, now: float) -> tuple[Worker, ...]:
@@ -114,10 +104,11 @@ def overview(queue: JobQueue) -> Overview:
     stats = queue.stats()
     return Overview(
         stats=stats,
+        database=queue.url,
         keep_done=queue.store.keep_done,
         last_hour=finished_since(queue, now - HOUR),
         last_day=finished_since(queue, now - DAY),
-        last_run=_record(queue, LAST_RUN),
-        self_request=_record(queue, SELF_REQUEST),
+        last_run=health.read(queue, health.LAST_RUN),
+        self_request=health.read(queue, health.SELF_REQUEST),
         workers=workers_seen(queue, now),
     )

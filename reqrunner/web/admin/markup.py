@@ -2,7 +2,9 @@
 
 Every value interpolated by :func:`render` is escaped unless it is :class:`Safe` (a fragment this
 package rendered itself). Job arguments, error messages, labels, queue names and anything else a
-job or a visitor can influence therefore reach the page as text, never as markup.
+job or a visitor can influence therefore reach the page as text, never as markup. The pages'
+larger bodies are files in ``templates/``, read from the package like the stylesheet and the
+script, with ``{name}`` where a value goes.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
 from urllib.parse import quote, urlencode
 
-__all__ = ["Safe", "ago", "duration", "esc", "join", "render", "url"]
+__all__ = ["Safe", "ago", "duration", "esc", "join", "render", "template", "url"]
 
 
 class Safe(str):
@@ -31,6 +35,16 @@ def esc(value: object) -> Safe:
 def render(template: str, /, **values: object) -> Safe:
     """``template.format(**values)`` with every value escaped (see :func:`esc`)."""
     return Safe(template.format(**{k: esc(v) for k, v in values.items()}))
+
+
+@cache
+def _template(name: str) -> str:
+    return (resources.files(__package__) / "templates" / name).read_text("utf-8")
+
+
+def template(name: str, /, **values: object) -> Safe:
+    """The template file ``templates/{name}`` rendered with ``values`` (see :func:`render`)."""
+    return render(_template(name), **values)
 
 
 def join(parts: Iterable[Safe]) -> Safe:

@@ -1,20 +1,21 @@
 """The pieces every Queue Manager page is built from: the layout, forms, rows and flashes.
 
-Pure functions from values to escaped HTML (:mod:`reqrunner.admin.markup`); the pages in
-:mod:`reqrunner.admin.views` put them together.
+Pure functions from values to escaped HTML (:mod:`reqrunner.web.admin.markup`); the pages in
+:mod:`reqrunner.web.admin.views` put them together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...models import JobInfo, JobState
-from .markup import Safe, ago, join, render, url
+from .markup import Safe, ago, join, render, template, url
 
 __all__ = [
     "LIST_STATES",
     "MESSAGES",
+    "Listing",
     "Page",
     "button",
     "first_line",
@@ -65,6 +66,33 @@ class Page:
     """Appended to the CSS and JS URLs so a new release is not served from a stale cache."""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Listing:
+    """Which jobs a list page shows: a state's, filtered, one page of them."""
+
+    state: str
+    """One of :data:`LIST_STATES`."""
+    name: str
+    """Only jobs whose name contains this ("" for all)."""
+    queue: str
+    """Only jobs of this queue ("" for all)."""
+    number: int
+    """The page, from 1."""
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> Listing:
+        """The list a query string asks for; what does not make sense falls back to the first
+        page of the waiting jobs, unfiltered."""
+        state = query.get("state", "waiting")
+        number = query.get("page", "1")
+        return cls(
+            state=state if state in LIST_STATES else "waiting",
+            name=query.get("name", "").strip()[:255],
+            queue=query.get("queue", "").strip()[:64],
+            number=int(number) if number.isdigit() and 0 < int(number) < 10**6 else 1,
+        )
+
+
 # -- building blocks ------------------------------------------------------------------------------
 
 
@@ -79,18 +107,8 @@ def layout(page: Page, title: str, body: Safe, *, active: str = "", refresh: boo
         )
         for state, label in (("overview", "Overview"), *LIST_STATES.items())
     )
-    return render(
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="robots" content="noindex, nofollow">'
-        "<title>{title} · reqrunner</title>"
-        '<link rel="stylesheet" href="{css}">'
-        '<script src="{js}" defer></script></head>'
-        '<body data-api="{api}"{refresh}>'
-        '<header><a class="brand" href="{home}">reqrunner</a>'
-        '<nav aria-label="Queue">{nav}</nav></header>'
-        "<main>{body}</main></body></html>",
+    return template(
+        "layout.html",
         title=title,
         css=url(page.base, "/static/admin.css", v=page.asset_version),
         js=url(page.base, "/static/admin.js", v=page.asset_version),
@@ -120,7 +138,7 @@ def button(
     )
 
 
-def flash(query: dict[str, str]) -> Safe:
+def flash(query: Mapping[str, str]) -> Safe:
     """The message for the action code in ``query``, if it is one of :data:`MESSAGES`."""
     code = query.get("done", "")
     if code not in MESSAGES:
@@ -181,37 +199,25 @@ def watch(job: JobInfo) -> Safe:
 
 def rows(page: Page, jobs: Sequence[JobInfo]) -> Safe:
     """A table of jobs; on a phone each row becomes a card (see the stylesheet)."""
-    rows = []
-    for job in jobs:
-        rows.append(
-            render(
-                '<tr{watch}><td data-label="Job"><a href="{href}">#{id}</a></td>'
-                '<td data-label="Name"><a href="{href}">{name}</a>'
-                '<span class="desc">{desc}</span></td>'
-                '<td data-label="Queue">{queue}</td><td data-label="Priority">{priority}</td>'
-                '<td data-label="Attempts">{attempts} / {max}</td>'
-                '<td data-label="When">{when}</td><td data-label="Progress">{progress}</td>'
-                '<td data-label="Last error" class="error">{error}</td></tr>',
-                watch=watch(job),
-                href=url(page.base, f"/jobs/{job.id}"),
-                id=job.id,
-                name=job.name,
-                desc=job.description,
-                queue=job.queue,
-                priority=job.priority,
-                attempts=job.attempts,
-                max=job.max_attempts,
-                when=when(job, page.now),
-                progress=progress(job),
-                error=first_line(job),
-            )
+    rows = (
+        template(
+            "job_row.html",
+            watch=watch(job),
+            href=url(page.base, f"/jobs/{job.id}"),
+            id=job.id,
+            name=job.name,
+            desc=job.description,
+            queue=job.queue,
+            priority=job.priority,
+            attempts=job.attempts,
+            max=job.max_attempts,
+            when=when(job, page.now),
+            progress=progress(job),
+            error=first_line(job),
         )
-    return render(
-        '<div class="table"><table class="cards"><thead><tr><th>Job</th><th>Name</th><th>Queue</th>'
-        "<th>Priority</th><th>Attempts</th><th>When</th><th>Progress</th><th>Last error</th>"
-        "</tr></thead><tbody>{rows}</tbody></table></div>",
-        rows=join(rows),
+        for job in jobs
     )
+    return template("jobs.html", rows=join(rows))
 
 
 def number(value: object) -> float | None:

@@ -11,7 +11,7 @@ Routes (below ``{path}/admin``)::
     POST /failed/retry | /failed/delete | /run
 
 Every route checks access first, so nothing of the admin (not even its stylesheet) answers a
-request that is not allowed. Every POST needs the CSRF token of :mod:`reqrunner.admin.csrf` and
+request that is not allowed. Every POST needs the CSRF token of :mod:`reqrunner.web.admin.csrf` and
 answers with a ``303`` back to a page of the admin (never elsewhere).
 """
 
@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ from .data import overview
 from .markup import url
 
 if TYPE_CHECKING:
-    from ..core import MiddlewareCore
+    from .host import Host
 
 __all__ = ["AdminSite"]
 
@@ -106,14 +106,14 @@ def _safe_next(value: str) -> str:
 class AdminSite:
     """The admin handler the middleware mounts at ``{path}/admin``.
 
-    ``core`` is the middleware's core (its queue, options, signer, run and circuit breaker);
-    ``access`` decides who may use the admin.
+    ``host`` is what the admin needs of the middleware (see :class:`~.host.Host`); ``access``
+    decides who may use the admin.
     """
 
-    def __init__(self, core: MiddlewareCore, access: AdminAccess) -> None:
-        self._core = core
+    def __init__(self, host: Host, access: AdminAccess) -> None:
+        self._host = host
         self._access = access
-        self._csrf = Csrf(core.signer)
+        self._csrf = Csrf(host.signer)
 
     def __call__(self, request: Request) -> Response:
         """Answer one request below ``{path}/admin`` (blocking)."""
@@ -150,14 +150,15 @@ class AdminSite:
         page, set_cookie = self._page(request)
         extra = () if set_cookie is None else (("set-cookie", set_cookie),)
         query = request.query
-        queue = self._core.queue
+        queue = self._host.queue
         if path == "/":
             reserved = queue.list_jobs(state="reserved", limit=10)
             failed = queue.list_jobs(state="failed", limit=5)
             html = views.overview_page(
                 page,
                 overview(queue),
-                self._health(request),
+                self._host.health(),
+                tick_url=self._tick_url(request),
                 reserved=reserved,
                 failed=failed,
                 query=query,
@@ -189,51 +190,26 @@ class AdminSite:
         page = parts.Page(base=base, token=token, now=time.time(), asset_version=_asset_version())
         return page, set_cookie
 
-    def _list(self, page: parts.Page, query: dict[str, str]) -> str:
-        state = query.get("state", "waiting")
-        if state not in parts.LIST_STATES:
-            state = "waiting"
-        name = query.get("name", "").strip()[:255]
-        queue_name = query.get("queue", "").strip()[:64]
-        number = query.get("page", "1")
-        page_number = int(number) if number.isdigit() and 0 < int(number) < 10**6 else 1
+    def _list(self, page: parts.Page, query: Mapping[str, str]) -> str:
+        listing = parts.Listing.from_query(query)
         # "waiting" in the admin is what the overview counts as waiting: due now.
-        stored = "due" if state == "waiting" else state
-        filters: dict[str, Any] = {"name": name or None, "queue": queue_name or None}
-        queue = self._core.queue
+        stored = "due" if listing.state == "waiting" else listing.state
+        filters: dict[str, Any] = {"name": listing.name or None, "queue": listing.queue or None}
+        queue = self._host.queue
         total = queue.count_jobs(stored, **filters)
-        jobs = queue.list_jobs(
-            stored, limit=PER_PAGE, offset=(page_number - 1) * PER_PAGE, **filters
-        )
+        offset = (listing.number - 1) * PER_PAGE
+        jobs = queue.list_jobs(stored, limit=PER_PAGE, offset=offset, **filters)
         return views.list_page(
-            page,
-            state=state,
-            jobs=jobs,
-            total=total,
-            page_number=page_number,
-            per_page=PER_PAGE,
-            name=name,
-            queue=queue_name,
-            query=query,
+            page, listing, jobs=jobs, total=total, per_page=PER_PAGE, query=query
         )
 
-    def _health(self, request: Request) -> views.Health:
-        core = self._core
+    def _tick_url(self, request: Request) -> str:
         # request.root_path is the app's mount point followed by reqrunner's own path.
-        mount = request.root_path.removesuffix(core.path)
-        return views.Health(
-            tick_url=core.tick_url(f"{request.scheme}://{request.host}{mount}"),
-            mode=core.mode,
-            run_rate=core.policy.run_rate,
-            max_jobs=core.limits.max_jobs,
-            max_time=core.limits.max_time,
-            breaker_open=core.breaker.is_open,
-            breaker_error=core.breaker.last_error,
-            database=core.queue.url,
-        )
+        mount = request.root_path.removesuffix(self._host.path)
+        return self._host.tick_url(f"{request.scheme}://{request.host}{mount}")
 
     def _status(self, request: Request) -> Response:
-        queue = self._core.queue
+        queue = self._host.queue
         stats = queue.stats()
         ids = [int(i) for i in request.query.get("ids", "").split(",") if i.isdigit()]
         jobs: dict[str, dict[str, Any] | None] = {}
@@ -267,7 +243,7 @@ class AdminSite:
                 "this page. Go back, reload the page and try again.",
             )
             return _response(403, html.encode(), "text/html; charset=utf-8", *extra)
-        queue = self._core.queue
+        queue = self._host.queue
         back = _safe_next(form.get("next", ""))
         after = None
         match = _JOB_ACTION.fullmatch(path)
@@ -311,11 +287,11 @@ class AdminSite:
         # A retried job is due now. Where page views run jobs (run_rate > 0), run it after this
         # response as a page view would, so the admin sees it go through; where only workers
         # or cron run jobs, leave it to them.
-        return self._run_now if self._core.policy.run_rate > 0 else None
+        return self._run_now if self._host.health().run_rate > 0 else None
 
     def _run_now(self) -> None:
         try:
-            self._core.run_bounded(via="admin")
+            self._host.run_bounded(via="admin")
         except Exception:
             logger.exception("reqrunner's run started from the admin failed")
 

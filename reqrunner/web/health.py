@@ -1,0 +1,62 @@
+"""How in-request running is doing: the records the middleware keeps, and its live state.
+
+The records (its last in-request run, its last self-request) are written where they happen and
+kept in the job database's meta table, so the admin shows every process's latest whichever
+process serves the page. :class:`Health` is what only this process knows: its options in force
+and its circuit breaker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["LAST_RUN", "SELF_REQUEST", "Health", "read", "record"]
+
+logger = logging.getLogger("reqrunner")
+
+LAST_RUN = "reqrunner.health.last_run"
+SELF_REQUEST = "reqrunner.health.self_request"
+
+
+class _Meta(Protocol):
+    def get_meta(self, name: str) -> str | None: ...
+
+    def set_meta(self, name: str, value: str) -> None: ...
+
+
+def record(queue: _Meta, name: str, value: dict[str, object]) -> None:
+    """Store ``value`` with the time as record ``name``; a failure is logged, never raised."""
+    try:
+        queue.set_meta(name, json.dumps({"at": time.time(), **value}))
+    except Exception:
+        logger.exception("reqrunner could not record %s", name)
+
+
+def read(queue: _Meta, name: str) -> dict[str, Any] | None:
+    """Record ``name``, or ``None`` if there is none or it does not parse (say, one written by
+    another version of reqrunner)."""
+    raw = queue.get_meta(name)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Health:
+    """How this process runs jobs from page views."""
+
+    mode: str
+    run_rate: float
+    max_jobs: int | None
+    max_time: float | None
+    breaker_open: bool
+    """Whether self-requests are skipped right now after one failed."""
+    breaker_error: str | None
