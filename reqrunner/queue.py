@@ -65,12 +65,15 @@ class JobQueue:
     def __repr__(self) -> str:
         return f"<reqrunner.JobQueue {self.url}>"
 
+    @property
+    def keep_done(self) -> bool:
+        """Whether finished jobs are kept (state ``done``) until pruned, or deleted at once."""
+        return self.store.keep_done
+
     def with_database(self, url_or_engine: str | Engine) -> JobQueue:
         """A queue on another database with the same jobs registered and the same options
         (what the CLI's ``--db`` uses to point an app's jobs at another store)."""
-        other = JobQueue(
-            url_or_engine, keep_done=self.store.keep_done, busy_timeout=self._busy_timeout
-        )
+        other = JobQueue(url_or_engine, keep_done=self.keep_done, busy_timeout=self._busy_timeout)
         for name, defined in self._jobs.items():
             other._jobs[name] = Job(other, defined.fn, defined.options)
         return other

@@ -105,7 +105,7 @@ def overview(queue: JobQueue) -> Overview:
     return Overview(
         stats=stats,
         database=queue.url,
-        keep_done=queue.store.keep_done,
+        keep_done=queue.keep_done,
         last_hour=finished_since(queue, now - HOUR),
         last_day=finished_since(queue, now - DAY),
         last_run=health.read(queue, health.LAST_RUN),

@@ -28,6 +28,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from ...errors import JobNotFound
 from ...models import JobInfo, JobState
 from ..http import Request, Response
 from . import parts, views
@@ -249,14 +250,14 @@ class AdminSite:
         match = _JOB_ACTION.fullmatch(path)
         if match:
             job_id, verb = int(match.group(1)), match.group(2)
-            if verb == "retry":
-                ok = queue.retry(job_id)
-                after = self._run_soon() if ok else None
-                outcome = "retried" if ok else "not-retried"
-            elif verb == "delete":
-                outcome = "deleted" if queue.delete(job_id) else "not-deleted"
-            else:
-                outcome = "released" if queue.release(job_id) else "not-released"
+            action = {"retry": queue.retry, "delete": queue.delete, "release": queue.release}
+            try:
+                ok = action[verb](job_id)
+            except JobNotFound:
+                ok = False  # gone already (another tab, a runner): the message says so
+            past = {"retry": "retried", "delete": "deleted", "release": "released"}[verb]
+            after = self._run_soon() if ok and verb == "retry" else None
+            outcome = past if ok else f"not-{past}"
             flash: dict[str, object] = {"done": outcome, "job": job_id}
         elif path == "/failed/retry":
             n = queue.retry_failed()
