@@ -130,6 +130,27 @@ class Database:
                 self._create_missing(cur)
             self._schema_ready = True
 
+    def ensure_schema_readonly(self) -> None:
+        """:meth:`ensure_schema` for a caller whose own transaction may hold the database's
+        write lock (an app dispatching on its own SQLite connection): when a read finds every
+        table, nothing is written and no lock is waited for."""
+        if self._schema_ready:
+            return
+        with Transaction(self, write=False, schema=False) as cur:
+            missing = {table.name for table in metadata.sorted_tables}
+            missing -= self.dialect.existing_tables(cur)
+            if not missing:
+                cur.execute(
+                    self.dialect.q("SELECT value FROM reqrunner_meta WHERE name = ?"),
+                    ("schema_version",),
+                )
+                row = cur.fetchone()
+                missing = set() if row is not None and int(row[0]) <= SCHEMA_VERSION else {"?"}
+        if missing:
+            self.ensure_schema()
+        else:
+            self._schema_ready = True
+
     def _create_missing(self, cur: Cursor) -> None:
         existing = self.dialect.existing_tables(cur)
         dialect = self.engine.dialect

@@ -133,6 +133,15 @@ class SqliteDialect(Dialect):
         cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         return {str(name) for (name,) in cur.fetchall()}
 
+    def identity(self, cur: Cursor) -> tuple[object, ...]:
+        # The main file, by device and inode: the same file whatever path names it.
+        cur.execute("PRAGMA database_list")
+        path = next(str(row[2]) for row in cur.fetchall() if row[1] == "main")
+        if not path:
+            return ("memory", id(cur))
+        stat = os.stat(path)
+        return (stat.st_dev, stat.st_ino)
+
     # -- dispatch ---------------------------------------------------------------------------------
 
     def insert_one(self, cur: Cursor, job: NewJob) -> int:
