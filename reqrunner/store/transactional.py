@@ -59,7 +59,6 @@ class InTransaction:
         pending = _pending.get(conn)
         if pending is None:
             pending = _pending[conn] = _Pending()
-        db.ensure_schema_readonly()
         cur: Any = conn.connection.cursor()
         try:
             try:
@@ -67,6 +66,7 @@ class InTransaction:
                     if db.dialect.identity(cur) != self._own_identity():
                         raise ValueError(self._elsewhere(conn, "another database"))
                     pending.checked = True
+                db.ensure_schema_for(conn.connection.dbapi_connection, cur)
                 ids = self._store.insert_with(cur, batch)
             except db.driver_errors as exc:
                 raise db.store_error(exc) from exc
@@ -79,8 +79,7 @@ class InTransaction:
 
     def _own_identity(self) -> tuple[object, ...]:
         if self._identity is None:
-            with self._db.read() as cur:
-                self._identity = self._db.dialect.identity(cur)
+            self._identity = self._db.dialect.own_identity()
         return self._identity
 
     def _elsewhere(self, conn: Connection, what: str) -> str:

@@ -310,11 +310,25 @@ class Dialect(ABC):
         )
         return in_order(claimed(cur, cur.fetchall(), token), ids)
 
+    def holds_write_lock(self, raw: Any) -> bool:
+        """Whether the app's driver connection ``raw`` may, in its open transaction, hold a
+        lock that keeps every other connection from writing (so reqrunner must not wait for
+        one of its own). Only SQLite has such a lock."""
+        return False
+
     def identity(self, cur: Cursor) -> tuple[object, ...]:
         """What tells this database apart from every other one the process could reach, read
         through ``cur`` (any connection to it, whatever URL reached it), so that a dispatch on
         an app's own connection can refuse one to another database."""
         raise NotImplementedError(f"{self.name} cannot tell its databases apart")
+
+    def own_identity(self) -> tuple[object, ...]:
+        """:meth:`identity` of the database this dialect's engine reaches."""
+        connection, cur = self.begin(write=False)
+        try:
+            return self.identity(cur)
+        finally:
+            self.end(connection, commit=False)
 
     def expired(self) -> str:
         """Reserved jobs whose lease ran out. Parameters: now, limit."""
