@@ -12,6 +12,8 @@ Pages: ``/page`` (HTML with Content-Length), ``/dispatch?n=&seconds=`` (dispatch
 and answers HTML; on WSGI from a generator without Content-Length, the hard case),
 ``/defer?n=&seconds=&job=`` (the same with ``after_response=True``; ``job``: ``stamp``, ``flaky``
 or ``leased``), on ASGI also ``/adefer`` (an ``async def`` view using ``adispatch``),
+``/adispatch`` (the same without ``after_response``) and ``/blocking-dispatch`` (an ``async def``
+view calling the blocking ``dispatch``, for comparison),
 ``/json``, ``/health``.
 """
 
@@ -132,6 +134,17 @@ def make_asgi() -> Any:
             await queue.using(name, after_response=True).adispatch(key, seconds)
         return HTMLResponse(PAGE)
 
+    async def adispatch(request: Request) -> Response:
+        name, calls = _calls(parse_qs(request.url.query))
+        for key, seconds in calls:
+            await queue.using(name).adispatch(key, seconds)
+        return HTMLResponse(PAGE)
+
+    async def dispatch_on_the_loop(request: Request) -> Response:
+        # What adispatch exists to avoid: a blocking write inside an async view.
+        _dispatch(queue, parse_qs(request.url.query))
+        return HTMLResponse(PAGE)
+
     async def data(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -144,6 +157,8 @@ def make_asgi() -> Any:
             Route("/dispatch", dispatch),
             Route("/defer", defer),
             Route("/adefer", adefer),
+            Route("/adispatch", adispatch),
+            Route("/blocking-dispatch", dispatch_on_the_loop),
             Route("/json", data),
             Route("/health", health),
         ]
