@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 import reqrunner
+from reqrunner import deferred
 from reqrunner.store.database import resolve_engine
 from tests.conftest import kind_of
 
@@ -158,3 +159,26 @@ def test_what_is_not_a_connection(queue: reqrunner.JobQueue) -> None:
     mail = mailer(queue)
     with pytest.raises(TypeError, match="Connection or Session"):
         mail.using(connection="sqlite:///x").dispatch(1)
+
+
+def test_with_after_response_it_runs_after_the_response_once_committed(
+    queue: reqrunner.JobQueue, app_engine: Engine
+) -> None:
+    ran: list[int] = []
+
+    @queue.job(name="mail")
+    def mail(order: int) -> None:
+        ran.append(order)
+
+    collected, token = deferred.collecting()
+    try:
+        with app_engine.connect() as conn:
+            mail.using(connection=conn, after_response=True).dispatch(1)
+            conn.rollback()
+            mail.using(connection=conn, after_response=True).dispatch(2)
+            conn.commit()
+    finally:
+        deferred.stop_collecting(token)
+    assert collected.run() == 1
+    assert ran == [2]
+    assert queue.count_jobs() == 0
