@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from . import payload
+from . import deferred, payload
 from .context import JobContext
+from .models import Limits, RunReport
 from .store.operations import NewJob
 
 __all__ = ["Dispatcher", "Job", "JobCall", "JobOptions", "context_parameter"]
@@ -31,6 +32,20 @@ class Dispatcher(Protocol):
 
     def enqueue_many(self, jobs: Sequence[NewJob], /) -> list[int]:
         """Store several jobs in one transaction; their ids in the same order."""
+        ...
+
+    def enqueue_on(self, connection: object, jobs: Sequence[NewJob], /) -> list[int]:
+        """Store jobs in the transaction of the app's own ``connection``; their ids."""
+        ...
+
+    def run_dispatched(
+        self,
+        ids: Sequence[int],
+        limits: Limits | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunReport:
+        """Run these jobs now (those still due and unclaimed), in this order."""
         ...
 
 
@@ -102,7 +117,9 @@ def context_parameter(fn: Callable[..., Any]) -> str | None:
 class JobCall:
     """A dispatch with some options changed for it: ``job.using(delay=60).dispatch(...)``."""
 
-    __slots__ = ("_delay", "_job", "_priority", "_queue", "_unique_key")
+    __slots__ = (
+        "_after_response", "_connection", "_delay", "_job", "_priority", "_queue", "_unique_key"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -112,9 +129,20 @@ class JobCall:
         priority: int | None = None,
         queue: str | None = None,
         unique_key: str | None = None,
+        after_response: bool = False,
+        connection: object = None,
     ) -> None:
         self._job = job
         self._delay = _delay_seconds(delay)
+        if not isinstance(after_response, bool):
+            raise TypeError(f"after_response is True or False, not {after_response!r}")
+        if after_response and self._delay:
+            raise ValueError(
+                "after_response=True runs the job right after this response; it cannot also "
+                f"wait delay={delay!r}: give one or the other"
+            )
+        self._after_response = after_response
+        self._connection = connection
         if priority is not None:
             _check_priority(priority)
         if queue is not None:
@@ -151,7 +179,13 @@ class JobCall:
 
     def dispatch(self, *args: Any, **kwargs: Any) -> int:
         """Store the job; return its id (the existing job's id for a duplicate unique job)."""
-        return self._job.queue.enqueue(self._row(args, kwargs, time.time()))
+        return self._store([self._row(args, kwargs, time.time())])[0]
+
+    async def adispatch(self, *args: Any, **kwargs: Any) -> int:
+        """:meth:`dispatch` from async code: the arguments are checked here, the database
+        write happens in a worker thread, so the event loop never waits for it."""
+        rows = [self._row(args, kwargs, time.time())]
+        return (await _off_the_loop(self._store, rows))[0]
 
     def dispatch_many(self, calls: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
         """Store many jobs at once (chunked multi-row INSERTs in one transaction).
@@ -159,6 +193,27 @@ class JobCall:
         Each item is a dict of keyword arguments, or a list/tuple of positional ones. Returns
         the ids in the same order.
         """
+        rows = self._rows(calls)
+        return self._store(rows) if rows else []
+
+    async def adispatch_many(self, calls: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
+        """:meth:`dispatch_many` from async code, the write in a worker thread."""
+        rows = self._rows(calls)
+        return await _off_the_loop(self._store, rows) if rows else []
+
+    def _store(self, rows: list[NewJob]) -> list[int]:
+        queue = self._job.queue
+        if self._connection is not None:
+            ids = queue.enqueue_on(self._connection, rows)
+        elif len(rows) == 1:
+            ids = [queue.enqueue(rows[0])]
+        else:
+            ids = queue.enqueue_many(rows)
+        if self._after_response:
+            deferred.add(queue, ids)
+        return ids
+
+    def _rows(self, calls: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[NewJob]:
         now = time.time()
         rows = []
         for i, call in enumerate(calls):
@@ -171,9 +226,18 @@ class JobCall:
                     f"dispatch_many item {i} is {call!r}; give a dict of keyword arguments "
                     "or a list of positional ones for each job"
                 )
-        if not rows:
-            return []
-        return self._job.queue.enqueue_many(rows)
+        return rows
+
+
+async def _off_the_loop(
+    store: Callable[[list[NewJob]], list[int]], rows: list[NewJob]
+) -> list[int]:
+    # anyio, not asyncio: Starlette apps may run on trio. Imported here so that a cron run or a
+    # worker never loads it. The worker thread gets a copy of the caller's context, so an
+    # after_response dispatch still finds its request.
+    import anyio.to_thread  # noqa: PLC0415
+
+    return await anyio.to_thread.run_sync(store, rows)
 
 
 class Job(Generic[P, R]):
@@ -235,6 +299,14 @@ class Job(Generic[P, R]):
         """Store one job per item (a dict of keyword arguments or a list of positional ones)."""
         return self._default.dispatch_many(calls)
 
+    async def adispatch(self, *args: Any, **kwargs: Any) -> int:
+        """:meth:`dispatch` for ``async def`` code: the write runs in a worker thread."""
+        return await self._default.adispatch(*args, **kwargs)
+
+    async def adispatch_many(self, calls: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[int]:
+        """:meth:`dispatch_many` for ``async def`` code: the write runs in a worker thread."""
+        return await self._default.adispatch_many(calls)
+
     def using(
         self,
         *,
@@ -242,7 +314,26 @@ class Job(Generic[P, R]):
         priority: int | None = None,
         queue: str | None = None,
         unique_key: str | None = None,
+        after_response: bool = False,
+        connection: object = None,
     ) -> JobCall:
         """Dispatch options for one call: run no sooner than ``delay`` from now, with another
-        ``priority`` or ``queue``, or at most once while unclaimed per ``unique_key``."""
-        return JobCall(self, delay=delay, priority=priority, queue=queue, unique_key=unique_key)
+        ``priority`` or ``queue``, or at most once while unclaimed per ``unique_key``.
+
+        ``after_response=True``: in a request served through reqrunner's middleware, this
+        process also runs the job right after the response has gone out, whatever
+        ``run_rate`` says (the job is stored first, so a failure is retried from the queue,
+        and a process that dies leaves it queued); elsewhere an ordinary dispatch.
+
+        ``connection``: the app's SQLAlchemy ``Connection`` or ``Session`` on the job
+        database; the job is inserted in its transaction, so it exists only if that commits.
+        """
+        return JobCall(
+            self,
+            delay=delay,
+            priority=priority,
+            queue=queue,
+            unique_key=unique_key,
+            after_response=after_response,
+            connection=connection,
+        )

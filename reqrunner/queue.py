@@ -13,13 +13,14 @@ from typing import Any, ParamSpec, TypeVar, overload
 from sqlalchemy.engine import Engine
 
 from .errors import JobNotFound
-from .jobs import Job, JobOptions
+from .jobs import Job, JobCall, JobOptions
 from .models import JobInfo, JobState, Limits, QueueStats, RunReport
 from .runner import Runner
 from .store.database import Database, resolve_engine
 from .store.manage import Manager
 from .store.meta import Meta
 from .store.operations import NewJob, Store
+from .store.transactional import InTransaction
 
 __all__ = ["JobQueue"]
 
@@ -27,6 +28,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _UNSET: Any = object()
+_NO_LIMITS = Limits(max_jobs=None, max_time=None, max_memory=None)
 
 
 class JobQueue:
@@ -55,6 +57,7 @@ class JobQueue:
         self.dialect = self._db.dialect
         """The database's dialect: what differs per database (``name``, ``listens``, …)."""
         self.store = Store(self._db, keep_done=keep_done)
+        self._in_transaction = InTransaction(self._db, self.store)
         self._manager = Manager(self._db)
         self._meta = Meta(self._db)
         self._jobs: dict[str, Job[Any, Any]] = {}
@@ -161,6 +164,15 @@ class JobQueue:
             defined = Job(self, _any_arguments, JobOptions(name=name))
         return defined.dispatch(*args, **kwargs)
 
+    def using(self, name: str, /, **options: Any) -> JobCall:
+        """Dispatch options for one call of the job named ``name``:
+        ``queue.using("send_mail", after_response=True).dispatch(...)`` is
+        ``send_mail.using(after_response=True).dispatch(...)`` (see :meth:`Job.using`)."""
+        defined = self._jobs.get(name)
+        if defined is None:
+            defined = Job(self, _any_arguments, JobOptions(name=name))
+        return defined.using(**options)
+
     def on_dispatch(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every dispatch made through this queue in this process."""
         self._listeners.append(callback)
@@ -181,6 +193,16 @@ class JobQueue:
         for callback in self._listeners:
             callback()
         return ids
+
+    def enqueue_on(self, connection: object, jobs: Sequence[NewJob], /) -> list[int]:
+        """Store jobs a :class:`Job` built in the transaction of the app's ``connection`` (a
+        SQLAlchemy ``Connection`` or ``Session`` on this queue's database); the listeners are
+        told when it commits. This is what ``using(connection=...)`` ends in."""
+        return self._in_transaction.enqueue(connection, jobs, self._tell_listeners)
+
+    def _tell_listeners(self) -> None:
+        for callback in self._listeners:
+            callback()
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -213,6 +235,28 @@ class JobQueue:
         if isinstance(queues, str):
             raise TypeError(f"queues is a list of queue names; write queues=[{queues!r}]")
         return Runner(self.store, self._jobs, limits, queues=queues, should_stop=should_stop).run()
+
+    def run_dispatched(
+        self,
+        ids: Sequence[int],
+        limits: Limits | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunReport:
+        """Run the jobs ``ids`` now, in that order: those still due and unclaimed (a job
+        another runner took, or one already finished, is skipped). What the middleware does
+        with a request's ``after_response`` jobs; no run lease is taken, but each job is
+        claimed as in any run, so no one else runs it at the same time. ``limits`` (by
+        default none) bound the run; a job they leave unstarted stays queued."""
+        if isinstance(ids, int | str):
+            raise TypeError(f"ids is a list of job ids, not {ids!r}")
+        return Runner(
+            self.store,
+            self._jobs,
+            limits or _NO_LIMITS,
+            should_stop=should_stop,
+            ids=[_job_id(job_id) for job_id in ids],
+        ).run()
 
     def next_due_in(self, queues: Sequence[str] | None = None) -> float | None:
         """Seconds until a job can be claimed (0.0 when one can now), None when none waits."""

@@ -140,8 +140,11 @@ class Runner:
         *,
         queues: Sequence[str] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        ids: Sequence[int] | None = None,
     ) -> None:
         self.store = store
+        self.ids = list(ids) if ids is not None else None
+        """Run only these jobs (those still due), in this order; None: whatever is due."""
         self.jobs = jobs
         self.limits = limits
         self.queues = list(queues) if queues else None
@@ -176,7 +179,10 @@ class Runner:
                     break
                 if not batch:
                     result = self.store.cycle(
-                        pending, claim=self._batch_size(ran, mean, started), queues=self.queues
+                        pending,
+                        claim=self._batch_size(ran, mean, started),
+                        queues=self.queues,
+                        ids=self.ids,
                     )
                     pending = []
                     counts["interrupted"] += result.interrupted

@@ -71,6 +71,7 @@ class Database:
         self.dialect: Dialect = for_engine(engine, busy_timeout=busy_timeout)
         self.driver_errors = self.dialect.driver_errors
         self._schema_ready = False
+        self._schema_in_caller = False
         self._schema_lock = threading.Lock()
 
     # -- transactions ---------------------------------------------------------------------------
@@ -129,6 +130,38 @@ class Database:
             ):
                 self._create_missing(cur)
             self._schema_ready = True
+
+    def ensure_schema_for(self, raw: Any, cur: Cursor) -> None:
+        """:meth:`ensure_schema` for a caller with a transaction of its own open on the driver
+        connection ``raw`` (``cur`` a cursor in it): an app dispatching on its own connection.
+        When that transaction may hold the write lock (SQLite), waiting for the lock would wait
+        for the caller: then missing tables are created in the caller's transaction and exist
+        if it commits (SQLite's DDL is transactional)."""
+        if self._schema_ready:
+            return
+        if self._schema_present(cur):
+            # Tables created in a caller's transaction may yet be rolled back: only a look of
+            # reqrunner's own (ensure_schema) trusts them.
+            self._schema_ready = not self._schema_in_caller
+        elif self.dialect.holds_write_lock(raw):
+            with self.dialect.schema_lock(cur):
+                self._create_missing(cur)
+            self._schema_in_caller = True
+        else:
+            self.ensure_schema()
+
+    def _schema_present(self, cur: Cursor) -> bool:
+        # Read through the caller's cursor: a connection of reqrunner's own might have to wait
+        # for the caller's lock (SQLite switching a new file to WAL).
+        missing = {table.name for table in metadata.sorted_tables}
+        missing -= self.dialect.existing_tables(cur)
+        if missing:
+            return False
+        cur.execute(
+            self.dialect.q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",)
+        )
+        row = cur.fetchone()
+        return row is not None and int(row[0]) <= SCHEMA_VERSION
 
     def _create_missing(self, cur: Cursor) -> None:
         existing = self.dialect.existing_tables(cur)

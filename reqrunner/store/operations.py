@@ -80,6 +80,22 @@ class Store:
             self.dialect.notify(cur, {job.queue for job in batch})
         return result
 
+    def insert_with(self, cur: Cursor, batch: Sequence[NewJob]) -> list[int]:
+        """Store jobs through ``cur``, a cursor in a transaction someone else commits (an
+        app's own connection); their ids in the order of ``batch``. Listeners are woken by the
+        same transaction's commit."""
+        if len(batch) == 1 and batch[0].unique_slot is None:
+            return [self.dialect.insert_one(cur, batch[0])]
+        plain = iter(
+            self.dialect.insert_many(cur, [job for job in batch if job.unique_slot is None])
+        )
+        result = [
+            self._enqueue_unique(cur, job) if job.unique_slot is not None else next(plain)
+            for job in batch
+        ]
+        self.dialect.notify(cur, {job.queue for job in batch})
+        return result
+
     def _enqueue_unique(self, cur: Cursor, job: NewJob) -> int:
         """Insert unless an unclaimed job has the same key; return the new or existing id."""
         for _ in range(5):
@@ -103,10 +119,12 @@ class Store:
         claim: int = 0,
         queues: Sequence[str] | None = None,
         final: bool = False,
+        ids: Sequence[int] | None = None,
     ) -> CycleResult:
         """Write ``acks``, then (if ``claim``) recover expired leases and claim up to ``claim``
         due jobs, all in one transaction. ``final``: the run is ending, so the outcome counts
-        this process has gathered are written too."""
+        this process has gathered are written too. ``ids``: claim only those jobs (all of
+        them that are still due and unclaimed), in that order."""
         counts = Counter(ack.kind for ack in acks if ack.kind != "release")
         with self._tally_lock:
             tally = self._tally + counts
@@ -124,7 +142,11 @@ class Store:
             if claim:
                 if recover:
                     result.interrupted = outcomes.recover(cur, dialect, now)
-                result.claimed = dialect.claim(cur, secrets.token_hex(16), now, claim, queues or ())
+                token = secrets.token_hex(16)
+                if ids is None:
+                    result.claimed = dialect.claim(cur, token, now, claim, queues or ())
+                elif ids:
+                    result.claimed = dialect.claim_ids(cur, token, now, ids)
             if flush or result.interrupted:
                 written = tally + Counter(interrupted=result.interrupted)
                 outcomes.write_tally(cur, dialect, written, now, COUNTER_BUCKET)

@@ -16,6 +16,7 @@ import anyio.to_thread
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..deferred import collecting, stop_collecting
 from .background import call_safely
 from .base import Middleware
 from .core import MAX_ROUTE_BODY, PASS, MiddlewareCore, Origin, Plan, logger
@@ -65,15 +66,24 @@ class ASGIMiddleware(Middleware[ASGIApp]):
         if sub is not None:
             await self._route(scope, receive, send, sub)
             return
-        if not self.core.policy.roll():
-            await self.app(scope, receive, send)
-            return
-        exchange = _Exchange(self.core, scope, send)
-        await self.app(scope, receive, exchange.send)
-        if exchange.complete and exchange.plan.action == "run_after" and exchange.origin:
-            await anyio.to_thread.run_sync(
-                self.core.after_response, exchange.plan.mode, exchange.origin
-            )
+        # Whatever the die says, the request's after_response jobs are collected while the
+        # app answers, and run once it has (the last body message is out when it returns).
+        deferred, token = collecting()
+        try:
+            if not self.core.policy.roll():
+                await self.app(scope, receive, send)
+                exchange = None
+            else:
+                exchange = _Exchange(self.core, scope, send)
+                await self.app(scope, receive, exchange.send)
+        finally:
+            stop_collecting(token)
+        plan = PASS
+        if exchange is not None and exchange.complete and exchange.origin:
+            plan = exchange.plan
+        if deferred or plan.action == "run_after":
+            origin = exchange.origin if exchange is not None else None
+            await anyio.to_thread.run_sync(self.core.finish, deferred, plan, origin)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, sub: str) -> None:
         body = b""

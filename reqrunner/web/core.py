@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Literal
 
 import httpx
 
-from ..models import RunReport
+from ..deferred import Deferred
+from ..models import Limits, RunReport
 from . import health
 from .background import stopping
 from .http import Request, Response
@@ -115,6 +116,12 @@ class MiddlewareCore:
         self.lease_ttl = 2.0 * float(options.limits.max_time or 0.0)
         self.qualify: Qualify = options.qualify or default_qualify
         self.policy = RunPolicy(queue, run_rate=options.run_rate)
+        limits = options.limits
+        # A request's own after-response jobs all run (no max_jobs), within the site's time
+        # and memory bounds; what those leave unstarted stays queued.
+        self.deferred_limits = Limits(
+            max_jobs=None, max_time=limits.max_time, max_memory=limits.max_memory
+        )
         self.breaker = CircuitBreaker()
         site = None
         if options.admin is not None:
@@ -242,6 +249,21 @@ class MiddlewareCore:
             self.run_bounded(via="sync")
         except Exception:
             logger.exception("reqrunner's after-response run failed")
+
+    def finish(self, deferred: Deferred, plan: Plan, origin: Origin | None) -> None:
+        """Everything after a complete response (blocking, never raises): first the jobs the
+        request dispatched with ``after_response`` (in dispatch order, without the run lease:
+        they are this request's own work, and each is still claimed, so no one else runs it
+        too), then the run the plan asked for."""
+        if deferred:
+            try:
+                deferred.run(self.deferred_limits, stopping)
+            except Exception:
+                logger.exception("reqrunner could not run the jobs of this response")
+            finally:
+                self.policy.invalidate()
+        if plan.action == "run_after" and origin is not None:
+            self.after_response(plan.mode, origin)
 
     def _self_request(self, origin: Origin) -> bool:
         # POST a signed token to {path}/run; whether it was taken (202).

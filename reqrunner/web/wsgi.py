@@ -18,6 +18,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
+from ..deferred import Deferred, collecting, stop_collecting
 from .background import run_in_background
 from .base import Middleware
 from .core import MAX_ROUTE_BODY, PASS, MiddlewareCore, Origin, Plan, logger
@@ -81,14 +82,27 @@ class WSGIMiddleware(Middleware[WSGIApp]):
         sub = self.core.own_subpath(environ.get("PATH_INFO", ""))
         if sub is not None:
             return self._route(environ, start_response, sub)
-        if not self.core.policy.roll():
-            return self.app(environ, start_response)
-        exchange = _Exchange(self.core, environ, start_response)
-        result = self.app(environ, exchange.start_response)
-        if exchange.plan is not None and exchange.plan.action == "pass":
-            return result
-        exchange.result = result
-        return exchange
+        # Whatever the die says, the after_response jobs the app dispatches while it is called
+        # are collected, and handed to a thread from close() with the rest.
+        deferred, token = collecting()
+        try:
+            if not self.core.policy.roll():
+                result = self.app(environ, start_response)
+                exchange = None
+            else:
+                exchange = _Exchange(self.core, environ, start_response)
+                result = self.app(environ, exchange.start_response)
+        finally:
+            stop_collecting(token)
+        if exchange is not None and (exchange.plan is None or exchange.plan.action != "pass"):
+            exchange.result, exchange.deferred = result, deferred
+            return exchange
+        if deferred:
+            core = self.core
+            return _Closing(
+                result, lambda: core.finish(deferred, PASS, None), _wait_at_exit(core, environ)
+            )
+        return result
 
     def _route(
         self, environ: dict[str, Any], start_response: StartResponse, sub: str
@@ -154,6 +168,8 @@ class _Exchange:
         self._held: list[bytes] = []
         self._held_size = 0
         self._complete = False
+        self.deferred = Deferred()
+        """The request's after_response jobs, run from :meth:`close` before the plan's run."""
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -220,10 +236,10 @@ class _Exchange:
         finally:
             # Only after a response that went out whole: an app that raised mid-body is
             # having a bad moment, and a run would only add to it.
-            plan = self.plan
-            if self._complete and plan is not None and plan.action == "run_after":
-                origin = _origin(self._environ)
+            plan = self.plan if self._complete and self.plan is not None else PASS
+            if self.deferred or plan.action == "run_after":
+                core, deferred, origin = self._core, self.deferred, _origin(self._environ)
                 run_in_background(
-                    lambda: self._core.after_response(plan.mode, origin),
-                    wait_at_exit=_wait_at_exit(self._core, self._environ),
+                    lambda: core.finish(deferred, plan, origin),
+                    wait_at_exit=_wait_at_exit(core, self._environ),
                 )

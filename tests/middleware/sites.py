@@ -10,6 +10,10 @@ the same site the test describes:
 
 Pages: ``/page`` (HTML with Content-Length), ``/dispatch?n=&seconds=`` (dispatches ``stamp`` jobs
 and answers HTML; on WSGI from a generator without Content-Length, the hard case),
+``/defer?n=&seconds=&job=`` (the same with ``after_response=True``; ``job``: ``stamp``, ``flaky``
+or ``leased``), on ASGI also ``/adefer`` (an ``async def`` view using ``adispatch``),
+``/adispatch`` (the same without ``after_response``) and ``/blocking-dispatch`` (an ``async def``
+view calling the blocking ``dispatch``, for comparison),
 ``/json``, ``/health``.
 """
 
@@ -46,6 +50,20 @@ def register(queue: reqrunner.JobQueue, stamps: str) -> None:
         with Path(stamps).open("a") as fh:
             fh.write(line + "\n")
 
+    @queue.job(name="leased", ttr=1.0, backoff=0.1)
+    def leased(key: str, seconds: float = 0.0) -> None:
+        """``stamp`` with a 1 s lease: a run killed with its process is soon recovered."""
+        stamp(key, seconds)
+
+    @queue.job(name="flaky", backoff=0.2)
+    def flaky(key: str, seconds: float = 0.0) -> None:
+        """Raises on its first attempt (leaving ``<stamps>.failed-<key>``), then stamps."""
+        marker = Path(f"{stamps}.failed-{key}")
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            raise RuntimeError("the first attempt fails")
+        stamp(key, seconds)
+
 
 def read_stamps(path: str | Path) -> list[dict[str, Any]]:
     """The ``stamp`` executions recorded so far."""
@@ -80,6 +98,20 @@ def _dispatch(queue: reqrunner.JobQueue, query: dict[str, list[str]]) -> None:
         queue.dispatch("stamp", f"{prefix}{i}", seconds)
 
 
+def _calls(query: dict[str, list[str]]) -> tuple[str, list[tuple[str, float]]]:
+    # /defer's job and the arguments of each of its n jobs.
+    n = int(query.get("n", ["1"])[0])
+    seconds = float(query.get("seconds", ["0"])[0])
+    prefix = query.get("key", ["k"])[0]
+    return query.get("job", ["stamp"])[0], [(f"{prefix}{i}", seconds) for i in range(n)]
+
+
+def _defer(queue: reqrunner.JobQueue, query: dict[str, list[str]]) -> None:
+    name, calls = _calls(query)
+    for key, seconds in calls:
+        queue.using(name, after_response=True).dispatch(key, seconds)
+
+
 def make_asgi() -> Any:
     """A Starlette site wrapped in :class:`ASGIMiddleware` (unless ``RR_BARE=1``)."""
     queue = _queue()
@@ -89,6 +121,27 @@ def make_asgi() -> Any:
 
     def dispatch(request: Request) -> Response:
         # A sync endpoint: Starlette runs it in a thread, so the dispatch never blocks the loop.
+        _dispatch(queue, parse_qs(request.url.query))
+        return HTMLResponse(PAGE)
+
+    def defer(request: Request) -> Response:
+        _defer(queue, parse_qs(request.url.query))
+        return HTMLResponse(PAGE)
+
+    async def adefer(request: Request) -> Response:
+        name, calls = _calls(parse_qs(request.url.query))
+        for key, seconds in calls:
+            await queue.using(name, after_response=True).adispatch(key, seconds)
+        return HTMLResponse(PAGE)
+
+    async def adispatch(request: Request) -> Response:
+        name, calls = _calls(parse_qs(request.url.query))
+        for key, seconds in calls:
+            await queue.using(name).adispatch(key, seconds)
+        return HTMLResponse(PAGE)
+
+    async def dispatch_on_the_loop(request: Request) -> Response:
+        # What adispatch exists to avoid: a blocking write inside an async view.
         _dispatch(queue, parse_qs(request.url.query))
         return HTMLResponse(PAGE)
 
@@ -102,6 +155,10 @@ def make_asgi() -> Any:
         routes=[
             Route("/page", page),
             Route("/dispatch", dispatch),
+            Route("/defer", defer),
+            Route("/adefer", adefer),
+            Route("/adispatch", adispatch),
+            Route("/blocking-dispatch", dispatch_on_the_loop),
             Route("/json", data),
             Route("/health", health),
         ]
@@ -119,6 +176,9 @@ def make_wsgi() -> Any:
         path = environ.get("PATH_INFO", "")
         if path == "/dispatch":
             _dispatch(queue, parse_qs(environ.get("QUERY_STRING", "")))
+            return _generated(start_response)
+        if path == "/defer":
+            _defer(queue, parse_qs(environ.get("QUERY_STRING", "")))
             return _generated(start_response)
         if path == "/json":
             body = b'{"ok": true}'

@@ -46,6 +46,7 @@ __all__ = [
     "driver_error",
     "due_where",
     "fetch_records",
+    "in_order",
     "marks",
 ]
 
@@ -137,6 +138,12 @@ def claimed(cur: Cursor, rows: Sequence[Sequence[Any]], token: str) -> list[Clai
     # RETURNING gives no order; run them in the order they were chosen.
     jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
     return jobs
+
+
+def in_order(jobs: Sequence[Claimed], ids: Sequence[int]) -> list[Claimed]:
+    """``jobs`` in the order their ids have in ``ids``."""
+    rank = {job_id: i for i, job_id in enumerate(ids)}
+    return sorted(jobs, key=lambda job: rank[job.id])
 
 
 def driver_error(exc: BaseException | None) -> BaseException | None:
@@ -290,6 +297,38 @@ class Dialect(ABC):
     ) -> list[Claimed]:
         """Claim up to ``limit`` due jobs of ``queues`` (all when empty) under ``token``,
         atomically: no two transactions ever get the same job."""
+
+    def claim_ids(self, cur: Cursor, token: str, now: float, ids: Sequence[int]) -> list[Claimed]:
+        """Claim those of the jobs ``ids`` that are due and unclaimed under ``token`` (the jobs
+        a request dispatched to run right after its response), in the order of ``ids``."""
+        cur.execute(
+            self.q(
+                f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id IN ({marks(len(ids))}) "
+                f"AND {due_where(0)} RETURNING {', '.join(CLAIM_COLUMNS)}"
+            ),
+            (token, now, now, *ids, now),
+        )
+        return in_order(claimed(cur, cur.fetchall(), token), ids)
+
+    def holds_write_lock(self, raw: Any) -> bool:
+        """Whether the app's driver connection ``raw`` may, in its open transaction, hold a
+        lock that keeps every other connection from writing (so reqrunner must not wait for
+        one of its own). Only SQLite has such a lock."""
+        return False
+
+    def identity(self, cur: Cursor) -> tuple[object, ...]:
+        """What tells this database apart from every other one the process could reach, read
+        through ``cur`` (any connection to it, whatever URL reached it), so that a dispatch on
+        an app's own connection can refuse one to another database."""
+        raise NotImplementedError(f"{self.name} cannot tell its databases apart")
+
+    def own_identity(self) -> tuple[object, ...]:
+        """:meth:`identity` of the database this dialect's engine reaches."""
+        connection, cur = self.begin(write=False)
+        try:
+            return self.identity(cur)
+        finally:
+            self.end(connection, commit=False)
 
     def expired(self) -> str:
         """Reserved jobs whose lease ran out. Parameters: now, limit."""

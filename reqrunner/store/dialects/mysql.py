@@ -26,6 +26,7 @@ from .base import (
     claimed,
     driver_error,
     due_where,
+    in_order,
     marks,
 )
 
@@ -111,6 +112,10 @@ class MySQLDialect(Dialect):
             return None
         return int(cur.lastrowid)  # type: ignore[attr-defined]
 
+    def identity(self, cur: Cursor) -> tuple[object, ...]:
+        cur.execute("SELECT DATABASE(), @@hostname, @@port, @@server_id")
+        return tuple(cur.fetchone())
+
     # -- the claim cycle --------------------------------------------------------------------------
 
     def claim(
@@ -132,6 +137,24 @@ class MySQLDialect(Dialect):
             (token, now, now, *(job.id for job in jobs)),
         )
         return jobs
+
+    def claim_ids(self, cur: Cursor, token: str, now: float, ids: Sequence[int]) -> list[Claimed]:
+        cur.execute(
+            self.q(
+                f"SELECT {_CLAIM_SELECT} FROM {JOBS} WHERE id IN ({marks(len(ids))}) "
+                f"AND {due_where(0)} FOR UPDATE SKIP LOCKED"
+            ),
+            (*ids, now),
+        )
+        rows = cur.fetchall()
+        if not rows:
+            return []
+        jobs = claimed(cur, rows, token)
+        cur.execute(
+            self.q(f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id IN ({marks(len(jobs))})"),
+            (token, now, now, *(job.id for job in jobs)),
+        )
+        return in_order(jobs, ids)
 
     # -- upserts ----------------------------------------------------------------------------------
 

@@ -106,6 +106,11 @@ class PostgresDialect(Dialect):
         for name in sorted(queues):
             cur.execute(f"SELECT pg_notify('{CHANNEL}', %s)", (name,))
 
+    def identity(self, cur: Cursor) -> tuple[object, ...]:
+        # The start time tells servers apart; the database and schema, what is inside one.
+        cur.execute("SELECT current_database(), current_schema(), pg_postmaster_start_time()")
+        return tuple(cur.fetchone())
+
     def listener(self, queues: Sequence[str] | None) -> PostgresListener:
         return PostgresListener(self.engine.url, queues)
 

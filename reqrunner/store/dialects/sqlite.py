@@ -133,6 +133,24 @@ class SqliteDialect(Dialect):
         cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         return {str(name) for (name,) in cur.fetchall()}
 
+    def holds_write_lock(self, raw: Any) -> bool:
+        # The standard library's driver opens a transaction before the first write (or when
+        # told to BEGIN): from then on it may hold the file's one write lock.
+        return bool(getattr(raw, "in_transaction", False))
+
+    def identity(self, cur: Cursor) -> tuple[object, ...]:
+        # The main file, by device and inode: the same file whatever path names it.
+        cur.execute("PRAGMA database_list")
+        path = next(str(row[2]) for row in cur.fetchall() if row[1] == "main")
+        return _file_identity(path) if path else ("memory", id(cur))
+
+    def own_identity(self) -> tuple[object, ...]:
+        # From the file itself: opening a connection of reqrunner's own could wait for the
+        # write lock of the app asking (switching a new file to WAL needs it).
+        path = self.engine.url.database
+        assert path is not None
+        return _file_identity(path)
+
     # -- dispatch ---------------------------------------------------------------------------------
 
     def insert_one(self, cur: Cursor, job: NewJob) -> int:
@@ -164,3 +182,11 @@ class SqliteDialect(Dialect):
             )
         cur.execute(sql, (token, now, now, now, *queues, limit))
         return claimed(cur, cur.fetchall(), token)
+
+
+def _file_identity(path: str) -> tuple[object, ...]:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return ("missing", path)
+    return (stat.st_dev, stat.st_ino)
