@@ -155,6 +155,11 @@ def run_command(args: argparse.Namespace) -> int:
         from .ping import ping  # noqa: PLC0415
 
         return ping(args, out)
+    if args.verb == "doctor":
+        # Like ping, doctor talks HTTP and reads the web side.
+        from .doctor import doctor  # noqa: PLC0415
+
+        return doctor(args, out)
     queue = load_queue(args.app, args.db, need_jobs=args.verb in ("run", "work"))
     try:
         return _COMMANDS[args.verb](queue, args, out)

@@ -164,6 +164,18 @@ _VERBS: dict[str, tuple[str, str]] = {
         "  reqrunner prune                                 # failed > 180 days, done > 7 days\n"
         "  reqrunner prune --failed-older-than 30d --done-older-than 12h",
     ),
+    "doctor": (
+        "check whether jobs will actually run on this host",
+        "Check the job store, how page views run jobs on the live site (the mode auto picks,\n"
+        "the signed self-request, the page's CSP, whether Authorization reaches the app, the\n"
+        "tick URL), the memory limit against max_memory, and recent activity; each finding in\n"
+        "plain words with what to do. --app may name the middleware your server runs (it knows\n"
+        "mode, self_url, path and limits) or a JobQueue. Exits 1 when something stops jobs from\n"
+        "running. The reachability checks start a bounded run of due jobs, as a tick does.\n\n"
+        "examples:\n"
+        "  reqrunner --app mysite.wsgi:application doctor --url https://example.org\n"
+        "  reqrunner --app mysite.jobs:queue doctor --json",
+    ),
     "ping": (
         "ask a running site to run its due jobs (signed request)",
         "POST a signed request to the site's run endpoint, as reqrunner's own middleware does,\n"
@@ -318,6 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AGE",
         help="delete done jobs that finished longer ago than AGE (default: 7d)",
     )
+
+    doc = sub["doctor"]
+    doc.add_argument(
+        "--url",
+        metavar="URL",
+        help="the site's public address, e.g. https://example.org (default: the middleware's "
+        "self_url); the reachability checks go there",
+    )
+    doc.add_argument(
+        "--timeout", type=_seconds, default=5.0, metavar="S", help="per request (default 5)"
+    )
+    doc.add_argument("--json", action="store_true", help="print JSON, for scripts")
 
     ping = sub["ping"]
     ping.add_argument(

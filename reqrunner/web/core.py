@@ -122,7 +122,9 @@ class MiddlewareCore:
             from .admin.site import AdminSite  # noqa: PLC0415
 
             site = AdminSite(self, options.admin)
-        self.router = Router(signer=self.signer, run=self.run_from_endpoint, admin=site)
+        self.router = Router(
+            signer=self.signer, run=self.run_from_endpoint, admin=site, probe=self.probe
+        )
         self._signer: Signer | None = None
         self._signer_lock = threading.Lock()
         self._client: httpx.Client | None = None
@@ -291,6 +293,12 @@ class MiddlewareCore:
             breaker_open=self.breaker.is_open,
             breaker_error=self.breaker.last_error,
         )
+
+    def probe(self, request: Request) -> Response:
+        """``{path}/doctor``'s answer: what this process knows of itself (token checked)."""
+        from .doctor.probe import answer  # noqa: PLC0415 (only when doctor asks)
+
+        return answer(self, request)
 
     def run_from_endpoint(self) -> None:
         """The bounded run promised by ``{path}/run``'s ``202`` (blocking, never raises)."""
