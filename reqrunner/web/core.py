@@ -45,6 +45,7 @@ from .trigger import CircuitBreaker, can_inject, post_run, run_url, script_tag
 if TYPE_CHECKING:
     from ..queue import JobQueue
     from .base import Options
+    from .doctor import Report
 
 __all__ = ["ASK", "PASS", "MiddlewareCore", "Origin", "Plan"]
 
@@ -292,7 +293,15 @@ class MiddlewareCore:
             max_time=limits.max_time,
             breaker_open=self.breaker.is_open,
             breaker_error=self.breaker.last_error,
+            max_memory=limits.max_memory,
         )
+
+    def diagnose(self, base_url: str) -> Report:
+        """Run doctor's checks against this site at ``base_url``; the report is also stored
+        for the admin's overview (blocking: it requests the site)."""
+        from .doctor import refresh  # noqa: PLC0415 (only when asked)
+
+        return refresh(self, base_url)
 
     def probe(self, request: Request) -> Response:
         """``{path}/doctor``'s answer: what this process knows of itself (token checked)."""

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from ...queue import JobQueue
     from ..core import MiddlewareCore
 
-__all__ = ["REPORT_RECORD", "Check", "Report", "Status", "diagnose", "last_runs", "stored"]
+__all__ = [
+    "REPORT_RECORD", "Check", "Report", "Status", "diagnose", "last_runs", "refresh", "stored",
+]  # fmt: skip
 
 REPORT_RECORD = "reqrunner.doctor.report"
 """Where the admin keeps the latest report, so every process's overview shows it."""
@@ -82,6 +84,13 @@ def queue_usable(checks: list[Check]) -> bool:
     """Whether the store answered, so that reading its activity makes sense."""
     reachable = next((c for c in checks if c.id == "store.reachable"), None)
     return reachable is not None and reachable.status == "ok"
+
+
+def refresh(core: MiddlewareCore, url: str) -> Report:
+    """:func:`diagnose` the site at ``url`` and keep the report for the admin's overview."""
+    report = diagnose(core, url=url)
+    core.queue.set_meta(REPORT_RECORD, json.dumps(report.to_dict()))
+    return report
 
 
 def stored(queue: JobQueue) -> Report | None:
