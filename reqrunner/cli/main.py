@@ -6,7 +6,9 @@ command line into a call and an exception into a one-line message and an exit st
 
 - 0  the command did what was asked (a ``run`` whose jobs failed still exits 0: they are recorded);
 - 1  it could not: the database is unreachable, a job id is unknown, a ping was refused;
-- 2  the command line itself is wrong: an unknown verb, a bad option value, a missing ``--app``.
+- 2  the command line itself is wrong: an unknown verb, a bad option value, a missing ``--app``;
+- 141 the reader of its output went away (``reqrunner list | head``): it stops quietly, as
+  other command-line tools do on SIGPIPE.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -26,7 +29,10 @@ from .app import EXIT_USAGE, UsageError
 from .commands import run_command
 from .output import on_terminal, stderr_console
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_PIPE", "build_parser", "main"]
+
+EXIT_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a tool whose reader closed the pipe."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -389,3 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C in a management verb: no traceback; `work` handles its own signals.
         print("reqrunner: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whatever is still buffered would fail again when Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE

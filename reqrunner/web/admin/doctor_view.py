@@ -7,10 +7,14 @@ shows the report stored last (whichever process made it), with when it was made.
 
 from __future__ import annotations
 
-from ..doctor import Report, Status
+from typing import TYPE_CHECKING
+
 from . import parts
 from .markup import Safe, ago, join, render, template
 from .parts import Page
+
+if TYPE_CHECKING:
+    from ..doctor import Report, Status
 
 __all__ = ["doctor_section"]
 

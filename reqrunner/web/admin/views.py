@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ...models import JobInfo, JobState
-from ..doctor import Report
 from ..health import Health
 from . import parts
 from .data import Finished, Overview
 from .doctor_view import doctor_section
 from .markup import Safe, ago, duration, esc, join, render, template, url
 from .parts import LIST_STATES, Listing, Page
+
+if TYPE_CHECKING:
+    from ..doctor import Report
 
 __all__ = ["detail_page", "list_page", "message_page", "overview_page"]
 
