@@ -55,9 +55,9 @@ def check(report: dict[str, Any], check_id: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def waitress(db: str, tmp: Path, **extra: str) -> Iterator[str]:
+def waitress(db: str, tmp: Path, *, prefix: tuple[str, ...] = (), **extra: str) -> Iterator[str]:
     port = free_port()
-    command = [str(BIN / "waitress-serve"), "--listen", f"127.0.0.1:{port}", APP]
+    command = [*prefix, str(BIN / "waitress-serve"), "--listen", f"127.0.0.1:{port}", APP]
     with started(command, port=port, log=tmp / "waitress.log", env=_env(db, **extra)) as server:
         yield server.url
 
@@ -87,6 +87,20 @@ def test_a_healthy_site_passes_every_check(tmp_path: Path) -> None:
     memory = check(report, "limits.memory")
     assert memory["status"] == "ok" and memory["data"]["limit"] > 0
     assert memory["data"]["source"] in ("RAM", "cgroup", "RLIMIT_AS")
+
+
+def test_the_memory_limit_is_the_serving_process_own(tmp_path: Path) -> None:
+    # The server runs under an address-space limit that doctor's own process does not have.
+    limit = 3 << 30
+    db = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    with waitress(db, tmp_path, prefix=("prlimit", f"--as={limit}", "--")) as url:
+        status, report = doctor(db, "--url", url)
+    memory = check(report, "limits.memory")
+    assert memory["data"]["sources"]["RLIMIT_AS"] == limit
+    assert memory["data"]["source"] == "RLIMIT_AS" and memory["data"]["limit"] == limit
+    assert memory["data"]["budget"] == int(limit * 0.8)
+    assert "Memory limit of the site's process: 3.0 GB (from RLIMIT_AS" in memory["found"]
+    assert status == 0
 
 
 @pytest.mark.parametrize(("mode", "verdict", "status"), [("async", "warn", 0), ("js", "fail", 1)])
@@ -247,3 +261,36 @@ def test_the_report_reads_as_text_with_advice(tmp_path: Path) -> None:
     assert lines[failed + 1].strip().startswith("-> Set self_url to an address")
     assert lines[-1].startswith("Nothing here stops jobs from running.")
     assert result.returncode == 0
+
+
+def test_a_queue_alone_tells_what_a_queue_can(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    result = subprocess.run(
+        [*SCRIPT, "--app", "tests.cli.app_for_cli:queue", "doctor", "--json"],
+        env={**_env(db), "REQRUNNER_DATABASE_URL": db},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert check(report, "store.writable")["status"] == "ok"
+    site = check(report, "run.site")
+    assert site["status"] == "unknown" and "--app mysite.wsgi:application" in site["advice"]
+    assert "this process" in check(report, "limits.memory")["found"]
+
+
+def test_doctor_refuses_an_object_it_cannot_check(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*SCRIPT, "--app", "tests.doctor.site_app:app", "doctor"],
+        env=_env(f"sqlite:///{tmp_path}/jobs.sqlite3"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "is a function: give the middleware your server runs" in result.stderr
