@@ -197,7 +197,7 @@ def store_checks(queue: JobQueue) -> list[Check]:
                 area=AREA,
                 title="Reachable",
                 status="fail",
-                found=f"The job database {queue.url} cannot be used: {_first_line(exc)}",
+                found=f"The job database cannot be used: {_first_line(exc)}",
                 advice="Check the database URL (JobQueue(...) or REQRUNNER_DATABASE_URL), that "
                 "the server is up and the user may connect; for SQLite, that the file and its "
                 "directory are writable by the site's user.",
