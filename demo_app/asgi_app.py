@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from reqrunner.web.asgi import ASGIApp
+from reqrunner.web.doctor import refresh, stored
 
 from . import views
 from .jobs import queue
@@ -72,9 +73,16 @@ def email(request: Request) -> Response:
 async def settings(request: Request) -> Response:
     if request.method == "POST":
         form = await _form(request)
+        if form.get("doctor"):
+            # The checks request this site; the event loop serves them meanwhile.
+            middleware = request.app.state.switch.current()
+            base = str(request.base_url).rstrip("/")
+            await run_in_threadpool(refresh, middleware.core, base)
+            return RedirectResponse("/settings", status_code=303)
         return _response(await run_in_threadpool(views.save_settings, form))
     mode = request.query_params.get("mode")
-    return _response(await run_in_threadpool(views.settings, mode, server=SERVER))
+    report = await run_in_threadpool(stored, queue)
+    return _response(await run_in_threadpool(views.settings, mode, server=SERVER, report=report))
 
 
 def create_app(**options: Any) -> ASGIApp:
@@ -91,4 +99,6 @@ def create_app(**options: Any) -> ASGIApp:
             Route("/settings", settings, methods=["GET", "POST"]),
         ]
     )
-    return ASGIModeSwitch(app, queue, mode=views.current_mode, **options)
+    switch = ASGIModeSwitch(app, queue, mode=views.current_mode, **options)
+    app.state.switch = switch
+    return switch

@@ -27,6 +27,10 @@ class ASGIModeSwitch:
         self._mode = mode
         self._apps = {m: ASGIMiddleware(app, queue, mode=m, **options) for m in MODES}
 
+    def current(self) -> ASGIMiddleware:
+        """The middleware the settings page chose (what doctor checks)."""
+        return self._apps[self._mode()]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._apps["auto"](scope, receive, send)
@@ -41,6 +45,10 @@ class WSGIModeSwitch:
     ) -> None:
         self._mode = mode
         self._apps = {m: WSGIMiddleware(app, queue, mode=m, **options) for m in MODES}
+
+    def current(self) -> WSGIMiddleware:
+        """The middleware the settings page chose (what doctor checks)."""
+        return self._apps[self._mode()]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         return self._apps[self._mode()](environ, start_response)

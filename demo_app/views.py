@@ -10,6 +10,7 @@ from html import escape
 from urllib.parse import quote
 
 from reqrunner import JobInfo, JobState
+from reqrunner.web.doctor import Report
 from reqrunner.web.policy import Mode
 
 from . import markup
@@ -155,16 +156,27 @@ def _job_row(job: JobInfo) -> str:
     )
 
 
+_VIA = {
+    "sync": "this server after a page's response",
+    "endpoint": f"a signed POST to {RUN_PATH}/run (the site itself, a browser or a tick)",
+    "admin": "the Queue Manager's button",
+}
+
+
+def _jobs(n: int) -> str:
+    return f"{n} job" if n == 1 else f"{n} jobs"
+
+
 def _last_run() -> str:
     raw = queue.get_meta("reqrunner.health.last_run")
     if raw is None:
         return '<p id="last-run">No run yet.</p>'
     run = json.loads(raw)
-    via = "this server after a page's response" if run["via"] == "sync" else "{path}/run"
+    via = _VIA.get(str(run["via"]), str(run["via"]))
     return (
         f'<p id="last-run" data-via="{escape(str(run["via"]))}">Last run '
         f"{time.time() - float(run['at']):.0f} s ago, started by {escape(via)}: "
-        f"{run['ran']} jobs ({run['succeeded']} ok, {run['failed']} failed) in "
+        f"{_jobs(int(run['ran']))} ({run['succeeded']} ok, {run['failed']} failed) in "
         f"{float(run['elapsed']):.2f} s, stopped by {escape(str(run['stopped_by']))}.</p>"
     )
 
@@ -213,7 +225,29 @@ def email(name: str, *, server: str) -> Reply:
     return _layout(found.subject, body, server=server)
 
 
-def settings(query_mode: str | None, *, server: str) -> Reply:
+def _doctor(report: Report | None) -> str:
+    button = '<form method="post"><input type="hidden" name="doctor" value="1">'
+    button += "<p><button>Check this site</button></p></form>"
+    if report is None:
+        return (
+            '<h2>Will jobs run here?</h2><p id="doctor">Not checked yet: the button runs '
+            "<code>reqrunner doctor</code>'s checks against this site.</p>" + button
+        )
+    verdict = "Nothing stops jobs from running." if report.ok else "Something stops jobs."
+    items = "".join(
+        f'<li data-check="{escape(c.id)}" data-status="{c.status}"><b>{c.status}</b> '
+        f"{escape(c.title)}: {escape(c.found)}"
+        + (f"<br><i>What to do:</i> {escape(c.advice)}" if c.advice else "")
+        + "</li>"
+        for c in report.checks
+    )
+    return (
+        f'<h2>Will jobs run here?</h2><p id="doctor" data-ok="{int(report.ok)}">{verdict} '
+        f"Checked {time.time() - report.at:.0f} s ago.</p><ul>{items}</ul>{button}"
+    )
+
+
+def settings(query_mode: str | None, *, server: str, report: Report | None = None) -> Reply:
     if query_mode is not None:
         if query_mode not in MODES:
             return Reply(status=400, body=f"mode must be one of {', '.join(MODES)}")
@@ -228,11 +262,12 @@ def settings(query_mode: str | None, *, server: str) -> Reply:
         '<form method="post">'
         f"{options}<p><button>Save</button></p></form>"
         "<ul><li><b>auto</b>: reqrunner picks (sync wherever the server process outlives "
-        "the response, async under CGI).</li>"
+        "the response, js under CGI).</li>"
         "<li><b>sync</b>: this process runs the jobs after it sent the page.</li>"
         f"<li><b>async</b>: the server POSTs a signed token to its own {RUN_PATH}/run.</li>"
         "<li><b>js</b>: a script in the page makes the visitor's browser do that POST.</li>"
         "</ul><p>Also as a link: <code>/settings?mode=js</code>.</p>"
+        f"{_doctor(report)}"
     )
     return _layout("Settings", body, server=server)
 

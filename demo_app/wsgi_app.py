@@ -7,6 +7,8 @@ from typing import Any
 from flask import Flask, redirect, request
 from werkzeug.wrappers import Response
 
+from reqrunner.web.doctor import refresh, stored
+
 from . import views
 from .jobs import queue
 from .markup import title_from_slug
@@ -63,10 +65,14 @@ def create_app(**options: Any) -> Flask:
     @app.route("/settings", methods=["GET", "POST"])
     def settings() -> Response:
         if request.method == "POST":
+            if request.form.get("doctor"):
+                # The checks request this site: waitress serves them on its other threads.
+                refresh(switch.current().core, request.host_url.rstrip("/"))
+                return redirect("/settings", code=303)
             return _response(views.save_settings(request.form.to_dict()))
-        return _response(views.settings(request.args.get("mode"), server=SERVER))
+        report = stored(queue)
+        return _response(views.settings(request.args.get("mode"), server=SERVER, report=report))
 
-    app.wsgi_app = WSGIModeSwitch(  # type: ignore[method-assign]
-        app.wsgi_app, queue, mode=views.current_mode, **options
-    )
+    switch = WSGIModeSwitch(app.wsgi_app, queue, mode=views.current_mode, **options)
+    app.wsgi_app = switch  # type: ignore[method-assign]
     return app

@@ -287,9 +287,24 @@ class Job(Generic[P, R]):
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"{self.name}{self.signature}: {exc}") from None
+            # bind() names the first missing argument before a misspelt keyword that explains
+            # it (email= for address): name the keywords the function does not take first.
+            unexpected = self._unexpected(kwargs)
+            why = (
+                f"unexpected keyword argument(s) {', '.join(map(repr, unexpected))}; "
+                if unexpected
+                else ""
+            )
+            raise TypeError(f"{self.name}{self.signature}: {why}{exc}") from None
         if len(self._fitting) < 64:
             self._fitting.add(shape)
+
+    def _unexpected(self, kwargs: Mapping[str, Any]) -> list[str]:
+        params = self.signature.parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return []
+        named = {p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+        return [k for k in kwargs if k not in named]
 
     def dispatch(self, *args: Any, **kwargs: Any) -> int:
         """Store a job that will call this function with these arguments; return its id."""

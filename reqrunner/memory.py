@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["effective_limit", "rss"]
+__all__ = ["effective_limit", "limits_by_source", "rss"]
 
 _CGROUP = Path("/sys/fs/cgroup")
 
@@ -57,14 +57,23 @@ def _cgroup_limits() -> list[int]:
     return limits
 
 
+def limits_by_source() -> dict[str, int]:
+    """Every memory limit this process is under, by where it was read: ``"RAM"``,
+    ``"cgroup"`` (the tightest of the groups it is in) and ``"RLIMIT_AS"``, where set."""
+    found = {"RAM": int(psutil.virtual_memory().total)}
+    groups = _cgroup_limits()
+    if groups:
+        found["cgroup"] = min(groups)
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft not in (resource.RLIM_INFINITY, -1) and soft > 0:
+        found["RLIMIT_AS"] = soft
+    return found
+
+
 @functools.lru_cache(maxsize=1)
 def effective_limit() -> int:
     """Bytes this process may use before something (kernel, container, host) stops it."""
-    limits = [int(psutil.virtual_memory().total), *_cgroup_limits()]
-    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
-    if soft not in (resource.RLIM_INFINITY, -1) and soft > 0:
-        limits.append(soft)
-    return min(limits)
+    return min(limits_by_source().values())
 
 
 _process: psutil.Process | None = None

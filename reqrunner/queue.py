@@ -17,6 +17,7 @@ from .jobs import Job, JobCall, JobOptions
 from .models import JobInfo, JobState, Limits, QueueStats, RunReport
 from .runner import Runner
 from .store.database import Database, resolve_engine
+from .store.facts import StorageFacts, storage_facts
 from .store.manage import Manager
 from .store.meta import Meta
 from .store.operations import NewJob, Store
@@ -373,6 +374,11 @@ class JobQueue:
 
     def release_lease(self, name: str, token: str) -> None:
         self._meta.release(name, token)
+
+    def storage_facts(self) -> StorageFacts:
+        """A look at the job database for a health check (file, journal mode, size, schema
+        version, lock wait); raises :class:`~reqrunner.StoreError` when it is unreachable."""
+        return storage_facts(self._db)
 
     def close(self) -> None:
         """Close this thread's connections and the engine's pool."""

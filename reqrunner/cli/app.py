@@ -9,7 +9,7 @@ import sys
 from ..queue import JobQueue
 from ..store.database import resolve_engine
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "load_queue"]
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "import_object", "load_queue"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -24,6 +24,16 @@ _APP_EXAMPLE = "e.g. --app mysite.jobs:queue, the module and the name of your Jo
 
 
 def _import_app(spec: str) -> JobQueue:
+    obj = import_object(spec)
+    if not isinstance(obj, JobQueue):
+        raise UsageError(
+            f"--app {spec!r} is a {type(obj).__name__}, not a reqrunner.JobQueue; {_APP_EXAMPLE}"
+        )
+    return obj
+
+
+def import_object(spec: str) -> object:
+    """The object ``--app MODULE:ATTR`` names (a ``UsageError`` saying what is wrong if none)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise UsageError(f"--app {spec!r}: expected MODULE:ATTR, {_APP_EXAMPLE}")
@@ -54,10 +64,6 @@ def _import_app(spec: str) -> JobQueue:
             raise UsageError(
                 f"--app {spec!r}: {module_name} has no attribute {attr!r}; {_APP_EXAMPLE}"
             ) from None
-    if not isinstance(obj, JobQueue):
-        raise UsageError(
-            f"--app {spec!r} is a {type(obj).__name__}, not a reqrunner.JobQueue; {_APP_EXAMPLE}"
-        )
     return obj
 
 
@@ -85,16 +91,18 @@ def load_queue(app: str | None, db: str | None, *, need_jobs: bool) -> JobQueue:
             return JobQueue(db)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"--db: {exc}") from None
+    wanted = None
     if db:
+        # Checked before the app is imported: a bad URL is the URL's fault, not the app's.
+        try:
+            wanted = resolve_engine(db)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--db {db!r}: {exc}") from None
         # An app that builds JobQueue() without a URL then opens --db directly and never
         # touches the database it would otherwise default to.
         os.environ["REQRUNNER_DATABASE_URL"] = db
     queue = _import_app(spec)
-    if db:
-        try:
-            wanted = resolve_engine(db)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"--db: {exc}") from None
+    if wanted is not None:
         if wanted.url == queue.engine.url:
             wanted.dispose()
         else:

@@ -44,14 +44,26 @@ def _restart(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def _shown(out: Output, shown: int, total: int) -> None:
+    # A list cut at --limit says so, and how to see the rest.
+    if total > shown:
+        out.line(f"{shown} of {total} jobs shown; --limit {total} shows them all.")
+
+
 def _list(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
-    jobs = queue.list_jobs(state=args.state, queue=args.queue, name=args.name, limit=args.limit)
+    filters = {"state": args.state, "queue": args.queue, "name": args.name}
+    jobs = queue.list_jobs(**filters, limit=args.limit)
     out.jobs(jobs)
+    if len(jobs) == args.limit:
+        _shown(out, len(jobs), queue.count_jobs(**filters))
     return EXIT_OK
 
 
 def _failed(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
-    out.jobs(queue.list_jobs(state="failed", limit=args.limit), empty="No failed jobs.")
+    jobs = queue.list_jobs(state="failed", limit=args.limit)
+    out.jobs(jobs, empty="No failed jobs.")
+    if len(jobs) == args.limit:
+        _shown(out, len(jobs), queue.count_jobs("failed"))
     return EXIT_OK
 
 
@@ -155,6 +167,11 @@ def run_command(args: argparse.Namespace) -> int:
         from .ping import ping  # noqa: PLC0415
 
         return ping(args, out)
+    if args.verb == "doctor":
+        # Like ping, doctor talks HTTP and reads the web side.
+        from .doctor import doctor  # noqa: PLC0415
+
+        return doctor(args, out)
     queue = load_queue(args.app, args.db, need_jobs=args.verb in ("run", "work"))
     try:
         return _COMMANDS[args.verb](queue, args, out)

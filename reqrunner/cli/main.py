@@ -6,7 +6,9 @@ command line into a call and an exception into a one-line message and an exit st
 
 - 0  the command did what was asked (a ``run`` whose jobs failed still exits 0: they are recorded);
 - 1  it could not: the database is unreachable, a job id is unknown, a ping was refused;
-- 2  the command line itself is wrong: an unknown verb, a bad option value, a missing ``--app``.
+- 2  the command line itself is wrong: an unknown verb, a bad option value, a missing ``--app``;
+- 141 the reader of its output went away (``reqrunner list | head``): it stops quietly, as
+  other command-line tools do on SIGPIPE.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -26,7 +29,10 @@ from .app import EXIT_USAGE, UsageError
 from .commands import run_command
 from .output import on_terminal, stderr_console
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_PIPE", "build_parser", "main"]
+
+EXIT_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a tool whose reader closed the pipe."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,6 +169,18 @@ _VERBS: dict[str, tuple[str, str]] = {
         "examples:\n"
         "  reqrunner prune                                 # failed > 180 days, done > 7 days\n"
         "  reqrunner prune --failed-older-than 30d --done-older-than 12h",
+    ),
+    "doctor": (
+        "check whether jobs will actually run on this host",
+        "Check the job store, how page views run jobs on the live site (the mode auto picks,\n"
+        "the signed self-request, the page's CSP, whether Authorization reaches the app, the\n"
+        "tick URL), the memory limit against max_memory, and recent activity; each finding in\n"
+        "plain words with what to do. --app may name the middleware your server runs (it knows\n"
+        "mode, self_url, path and limits) or a JobQueue. Exits 1 when something stops jobs from\n"
+        "running. The reachability checks start a bounded run of due jobs, as a tick does.\n\n"
+        "examples:\n"
+        "  reqrunner --app mysite.wsgi:application doctor --url https://example.org\n"
+        "  reqrunner --app mysite.jobs:queue doctor --json",
     ),
     "ping": (
         "ask a running site to run its due jobs (signed request)",
@@ -319,6 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete done jobs that finished longer ago than AGE (default: 7d)",
     )
 
+    doc = sub["doctor"]
+    doc.add_argument(
+        "--url",
+        metavar="URL",
+        help="the site's public address, e.g. https://example.org (default: the middleware's "
+        "self_url); the reachability checks go there",
+    )
+    doc.add_argument(
+        "--timeout", type=_seconds, default=5.0, metavar="S", help="per request (default 5)"
+    )
+    doc.add_argument("--json", action="store_true", help="print JSON, for scripts")
+
     ping = sub["ping"]
     ping.add_argument(
         "url", metavar="URL", help="the site's reqrunner path, e.g. https://x/_reqrunner"
@@ -365,3 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C in a management verb: no traceback; `work` handles its own signals.
         print("reqrunner: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whatever is still buffered would fail again when Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE

@@ -107,6 +107,7 @@ class ASGIMiddleware(Middleware[ASGIApp]):
             scheme=origin.scheme,
             host=origin.host,
             root_path=origin.root_path + self.core.path,
+            server={"protocol": "asgi", "run_once": False, "software": "", "gateway": ""},
         )
         response = await anyio.to_thread.run_sync(self.core.route, request)
         await send(

@@ -46,6 +46,7 @@ from .trigger import CircuitBreaker, can_inject, post_run, run_url, script_tag
 if TYPE_CHECKING:
     from ..queue import JobQueue
     from .base import Options
+    from .doctor import Report
 
 __all__ = ["ASK", "PASS", "MiddlewareCore", "Origin", "Plan"]
 
@@ -129,7 +130,9 @@ class MiddlewareCore:
             from .admin.site import AdminSite  # noqa: PLC0415
 
             site = AdminSite(self, options.admin)
-        self.router = Router(signer=self.signer, run=self.run_from_endpoint, admin=site)
+        self.router = Router(
+            signer=self.signer, run=self.run_from_endpoint, admin=site, probe=self.probe
+        )
         self._signer: Signer | None = None
         self._signer_lock = threading.Lock()
         self._client: httpx.Client | None = None
@@ -312,7 +315,21 @@ class MiddlewareCore:
             max_time=limits.max_time,
             breaker_open=self.breaker.is_open,
             breaker_error=self.breaker.last_error,
+            max_memory=limits.max_memory,
         )
+
+    def diagnose(self, base_url: str) -> Report:
+        """Run doctor's checks against this site at ``base_url``; the report is also stored
+        for the admin's overview (blocking: it requests the site)."""
+        from .doctor import refresh  # noqa: PLC0415 (only when asked)
+
+        return refresh(self, base_url)
+
+    def probe(self, request: Request) -> Response:
+        """``{path}/doctor``'s answer: what this process knows of itself (token checked)."""
+        from .doctor.probe import answer  # noqa: PLC0415 (only when doctor asks)
+
+        return answer(self, request)
 
     def run_from_endpoint(self) -> None:
         """The bounded run promised by ``{path}/run``'s ``202`` (blocking, never raises)."""

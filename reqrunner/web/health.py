@@ -60,3 +60,5 @@ class Health:
     breaker_open: bool
     """Whether self-requests are skipped right now after one failed."""
     breaker_error: str | None
+    max_memory: int | float | str | None = None
+    """The ``max_memory`` bound of a run, as given (percent or a size such as ``"128M"``)."""

@@ -8,8 +8,9 @@ starlette's datastructures (:class:`~starlette.datastructures.Headers`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
@@ -36,6 +37,9 @@ class Request:
     """``host[:port]`` the request was addressed to."""
     root_path: str = ""
     """Where the app is mounted, plus reqrunner's own path (``…/_reqrunner``)."""
+    server: Mapping[str, Any] = field(default_factory=dict)
+    """What the adapter knows of the server: ``protocol`` (``"asgi"``/``"wsgi"``),
+    ``run_once`` (one request per process, as under CGI) and ``software`` where it says."""
 
     @property
     def query(self) -> QueryParams:

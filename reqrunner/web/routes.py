@@ -3,7 +3,8 @@
 ``{path}/run`` takes a signed POST, answers ``202`` at once and runs a bounded batch after its own
 response; ``{path}/tick?token=…`` does the same for a long-lived signed URL that an uptime
 monitor or a remote cron can fetch when a quiet site has no visitors. ``{path}/trigger.js`` is
-the script ``js`` mode injects. ``{path}/admin…`` goes to the admin handler when one is
+the script ``js`` mode injects; ``{path}/doctor`` (signed) tells ``reqrunner doctor`` what the
+serving process knows of itself. ``{path}/admin…`` goes to the admin handler when one is
 configured. Anything else is a plain 404, and refusals say nothing about why: a caller without
 the secret learns nothing from probing.
 """
@@ -26,6 +27,9 @@ RUN_PURPOSE = "run"
 
 TICK_PURPOSE = "tick"
 """The signing purpose of the long-lived tokens in ``{path}/tick`` URLs."""
+
+DOCTOR_PURPOSE = "doctor"
+"""The signing purpose of the tokens ``{path}/doctor`` (what ``reqrunner doctor`` asks) takes."""
 
 _TEXT = (("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store"))
 
@@ -52,10 +56,12 @@ class Router:
         signer: Callable[[], Signer],
         run: Callable[[], None],
         admin: Handler | None = None,
+        probe: Handler | None = None,
     ) -> None:
         self._signer = signer
         self._run = run
         self._admin = admin
+        self._probe = probe
 
     def __call__(self, request: Request) -> Response:
         """Answer ``request``; never raises for anything a client can send."""
@@ -66,6 +72,8 @@ class Router:
             return self._tick(request)
         if path == "/trigger.js":
             return self._script(request)
+        if path == "/doctor" and self._probe is not None:
+            return self._doctor(request, self._probe)
         if self._admin is not None and (path == "/admin" or path.startswith("/admin/")):
             return self._admin(request)
         return _plain(404, "Not Found")
@@ -81,6 +89,15 @@ class Router:
         if request.method not in ("GET", "HEAD", "POST"):
             return _plain(405, "Method Not Allowed", ("allow", "GET, HEAD, POST"))
         return self._accept(request.query.get("token", ""), TICK_PURPOSE)
+
+    def _doctor(self, request: Request, probe: Handler) -> Response:
+        """What the serving process knows of itself, for ``reqrunner doctor`` (signed GET)."""
+        if request.method != "GET":
+            return _plain(405, "Method Not Allowed", ("allow", "GET"))
+        token = request.query.get("token", "")
+        if not token or not self._signer().verify(token, DOCTOR_PURPOSE):
+            return _plain(403, "Forbidden")
+        return probe(request)
 
     def _accept(self, token: str, purpose: str) -> Response:
         if not token or not self._signer().verify(token, purpose):

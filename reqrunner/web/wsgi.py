@@ -122,6 +122,12 @@ class WSGIMiddleware(Middleware[WSGIApp]):
             scheme=origin.scheme,
             host=origin.host,
             root_path=origin.root_path + self.core.path,
+            server={
+                "protocol": "wsgi",
+                "run_once": bool(environ.get("wsgi.run_once")),
+                "software": environ.get("SERVER_SOFTWARE", ""),
+                "gateway": environ.get("GATEWAY_INTERFACE", ""),
+            },
         )
         response = self.core.route(request)
         start_response(

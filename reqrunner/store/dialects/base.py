@@ -364,6 +364,20 @@ class Dialect(ABC):
             "ON CONFLICT (bucket, outcome) DO UPDATE SET n = reqrunner_counters.n + excluded.n"
         )
 
+    # -- what a health check asks -------------------------------------------------------------
+
+    def local_file(self) -> str | None:
+        """The database's file on this machine, for a file-based database; ``None`` otherwise."""
+        return None
+
+    def journal_mode(self, cur: Cursor) -> str | None:
+        """The file database's journal mode (``wal``); ``None`` where there is no such thing."""
+        return None
+
+    def database_size(self, cur: Cursor) -> int | None:
+        """Bytes the job database takes, as the database counts them (``None``: unknown)."""
+        return None
+
     def insert_ignore(self, table: str, columns: str) -> str:
         """Insert one row unless its primary key exists; rowcount says which."""
         values = marks(columns.count(",") + 1)

@@ -158,6 +158,13 @@ class MySQLDialect(Dialect):
 
     # -- upserts ----------------------------------------------------------------------------------
 
+    def database_size(self, cur: Cursor) -> int | None:
+        cur.execute(
+            "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_name LIKE 'reqrunner%'"
+        )
+        return int(cur.fetchone()[0])
+
     def upsert_meta(self) -> str:
         return self.q(
             "INSERT INTO reqrunner_meta (name, value) VALUES (?, ?) "

@@ -102,6 +102,13 @@ class PostgresDialect(Dialect):
         # guaranteed.
         return sorted(int(row[0]) for row in cur.fetchall())
 
+    def database_size(self, cur: Cursor) -> int | None:
+        cur.execute(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "WHERE c.relkind = 'r' AND c.relname LIKE 'reqrunner%'"
+        )
+        return int(cur.fetchone()[0])
+
     def notify(self, cur: Cursor, queues: set[str]) -> None:
         for name in sorted(queues):
             cur.execute(f"SELECT pg_notify('{CHANNEL}', %s)", (name,))

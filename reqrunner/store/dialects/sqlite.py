@@ -99,6 +99,19 @@ class SqliteDialect(Dialect):
                     raise
                 time.sleep(0.005)
 
+    def local_file(self) -> str | None:
+        return self.engine.url.database
+
+    def journal_mode(self, cur: Cursor) -> str | None:
+        cur.execute("PRAGMA journal_mode")
+        return str(cur.fetchone()[0]).lower()
+
+    def database_size(self, cur: Cursor) -> int | None:
+        cur.execute("PRAGMA page_count")
+        pages = int(cur.fetchone()[0])
+        cur.execute("PRAGMA page_size")
+        return pages * int(cur.fetchone()[0])
+
     def begin(self, *, write: bool) -> tuple[Any, Cursor]:
         con = self.connection()
         cur = con.cursor()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from ...models import RunReport
     from ...queue import JobQueue
+    from ..doctor import Report
     from ..health import Health
     from ..signing import Signer
 
@@ -41,6 +42,11 @@ class Host(Protocol):
 
     def tick_url(self, base_url: str) -> str:
         """The signed tick URL of the site at ``base_url``."""
+        ...
+
+    def diagnose(self, base_url: str) -> Report:
+        """Run doctor's checks against the site at ``base_url`` and store the report for the
+        overview (blocking: it requests the site)."""
         ...
 
     def run_bounded(self, *, via: str) -> RunReport | None:

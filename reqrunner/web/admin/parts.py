@@ -15,6 +15,7 @@ from .markup import Safe, ago, join, render, template, url
 __all__ = [
     "LIST_STATES",
     "MESSAGES",
+    "attempt_labels",
     "Listing",
     "Page",
     "button",
@@ -48,6 +49,7 @@ MESSAGES: dict[str, str] = {
     "retried-all": "{n} failed job(s) will run again.",
     "deleted-all": "{n} failed job(s) were deleted.",
     "run-started": "A run starts now within the batch limits, unless one is already going.",
+    "doctor-started": "The checks run now: reload this page in a few seconds to see them.",
 }
 """Flash messages after an action, by code: the redirect carries only the code and numbers, so
 a link cannot make the page say anything else."""
@@ -223,3 +225,17 @@ def rows(page: Page, jobs: Sequence[JobInfo]) -> Safe:
 def number(value: object) -> float | None:
     """A number from a JSON health record, or ``None`` if it holds something else."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def attempt_labels(history: Sequence[Mapping[str, object]]) -> list[str]:
+    """How the attempt history numbers its rows: in order, saying where a retry started the
+    count of attempts afresh (the stored counts read 1, 2, 1, 2 after one)."""
+    labels, previous, retries = [], 0.0, 0
+    for n, entry in enumerate(history, 1):
+        attempt = number(entry.get("attempt"))
+        if attempt is not None and attempt <= previous:
+            retries += 1
+        previous = attempt if attempt is not None else previous
+        again = f" (attempt {attempt:g} after retry {retries})" if retries and attempt else ""
+        labels.append(f"{n}{again}")
+    return labels

@@ -9,6 +9,7 @@ Routes (below ``{path}/admin``)::
     GET  /static/<file>         the stylesheet and the script
     POST /jobs/<id>/retry | /jobs/<id>/delete | /jobs/<id>/release
     POST /failed/retry | /failed/delete | /run
+    POST /doctor                run doctor's checks after the response; the overview shows them
 
 Every route checks access first, so nothing of the admin (not even its stylesheet) answers a
 request that is not allowed. Every POST needs the CSRF token of :mod:`reqrunner.web.admin.csrf` and
@@ -153,6 +154,9 @@ class AdminSite:
         query = request.query
         queue = self._host.queue
         if path == "/":
+            # Here, not at the top: doctor reads the admin's worker records (a cycle).
+            from ..doctor import stored  # noqa: PLC0415
+
             reserved = queue.list_jobs(state="reserved", limit=10)
             failed = queue.list_jobs(state="failed", limit=5)
             html = views.overview_page(
@@ -163,6 +167,7 @@ class AdminSite:
                 reserved=reserved,
                 failed=failed,
                 query=query,
+                doctor=stored(queue),
             )
             return _response(200, html.encode(), "text/html; charset=utf-8", *extra)
         if path == "/jobs":
@@ -204,10 +209,13 @@ class AdminSite:
             page, listing, jobs=jobs, total=total, per_page=PER_PAGE, query=query
         )
 
-    def _tick_url(self, request: Request) -> str:
+    def _base_url(self, request: Request) -> str:
         # request.root_path is the app's mount point followed by reqrunner's own path.
         mount = request.root_path.removesuffix(self._host.path)
-        return self._host.tick_url(f"{request.scheme}://{request.host}{mount}")
+        return f"{request.scheme}://{request.host}{mount}"
+
+    def _tick_url(self, request: Request) -> str:
+        return self._host.tick_url(self._base_url(request))
 
     def _status(self, request: Request) -> Response:
         queue = self._host.queue
@@ -268,6 +276,10 @@ class AdminSite:
         elif path == "/run":
             after = self._run_now
             flash = {"done": "run-started"}
+        elif path == "/doctor":
+            base = self._base_url(request)
+            after = lambda: self._check(base)  # noqa: E731
+            flash = {"done": "doctor-started"}
         else:
             return _response(404, b"Not Found", "text/plain; charset=utf-8")
         # Back to where the button was, keeping that list's filter and page; the outcome rides
@@ -289,6 +301,14 @@ class AdminSite:
         # response as a page view would, so the admin sees it go through; where only workers
         # or cron run jobs, leave it to them.
         return self._run_now if self._host.health().run_rate > 0 else None
+
+    def _check(self, base_url: str) -> None:
+        # After the response: the checks request this very site, which may serve one request
+        # at a time.
+        try:
+            self._host.diagnose(base_url)
+        except Exception:
+            logger.exception("reqrunner's doctor, started from the admin, failed")
 
     def _run_now(self) -> None:
         try:

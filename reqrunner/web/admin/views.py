@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ...models import JobInfo, JobState
 from ..health import Health
 from . import parts
 from .data import Finished, Overview
+from .doctor_view import doctor_section
 from .markup import Safe, ago, duration, esc, join, render, template, url
 from .parts import LIST_STATES, Listing, Page
+
+if TYPE_CHECKING:
+    from ..doctor import Report
 
 __all__ = ["detail_page", "list_page", "message_page", "overview_page"]
 
@@ -41,8 +46,10 @@ def overview_page(
     reserved: Sequence[JobInfo],
     failed: Sequence[JobInfo],
     query: Mapping[str, str],
+    doctor: Report | None = None,
 ) -> str:
-    """The landing page: counts, throughput, health, what runs now, the latest failures."""
+    """The landing page: counts, throughput, health, doctor's latest report, what runs now,
+    the latest failures."""
     stats = data.stats
     counts = {
         "waiting": stats.waiting,
@@ -73,6 +80,7 @@ def overview_page(
         day=_finished("day", "Last 24 hours", data.last_day),
         reserved=parts.rows(page, reserved) if reserved else render("<p>No job is reserved.</p>"),
         failed=parts.rows(page, failed) if failed else render("<p>No failed jobs.</p>"),
+        doctor=doctor_section(page, doctor),
     )
     return parts.layout(page, "Overview", body, active="overview", refresh=True)
 
@@ -171,6 +179,14 @@ def _self_request(page: Page, sr: Mapping[str, object] | None) -> Safe:
     )
 
 
+def _memory(max_memory: float | str | None) -> str:
+    if max_memory is None:
+        return "no memory limit"
+    if isinstance(max_memory, str):
+        return f"{max_memory} of memory"
+    return f"{max_memory:g} % of the process's memory limit"
+
+
 def _health(page: Page, data: Overview, health: Health, tick_url: str) -> Safe:
     mode = _MODES.get(health.mode, health.mode)
     if health.run_rate <= 0:
@@ -203,6 +219,7 @@ def _health(page: Page, data: Overview, health: Health, tick_url: str) -> Safe:
         rate=f"{health.run_rate:g}",
         jobs="unlimited" if health.max_jobs is None else health.max_jobs,
         time="no time limit" if health.max_time is None else f"{health.max_time:g} s",
+        memory=_memory(health.max_memory),
         last_run=_last_run(page, data.last_run),
         self_request=_self_request(page, data.self_request),
         breaker_state="open" if health.breaker_open else "closed",
@@ -317,12 +334,12 @@ def _history(page: Page, job: JobInfo) -> Safe:
             '<tr><td data-label="Attempt">{n}</td><td data-label="When">{at}</td>'
             '<td data-label="Outcome">{outcome}</td>'
             '<td data-label="Error" class="error">{error}</td></tr>',
-            n=entry.get("attempt", "?"),
+            n=label,
             at=ago(parts.number(entry.get("at")), page.now),
             outcome=entry.get("outcome", "?"),
             error=entry.get("error", ""),
         )
-        for entry in job.history
+        for label, entry in zip(parts.attempt_labels(job.history), job.history, strict=True)
     )
     return template("history.html", rows=rows)
 
