@@ -290,6 +290,13 @@ class JobQueue:
         """One job, or None if there is no such job (finished jobs are deleted by default)."""
         return self._manager.get(_job_id(job_id))
 
+    def get_by_key(self, unique_key: str) -> JobInfo | None:
+        """The newest job dispatched with this unique key (``unique=True`` or
+        ``using(unique_key=...)``), or None; finished jobs as :meth:`get` finds them."""
+        if not isinstance(unique_key, str) or not unique_key:
+            raise TypeError(f"a unique key is a non-empty string, not {unique_key!r}")
+        return self._manager.get_by_key(unique_key[:255])
+
     def retry(self, job_id: int) -> bool:
         """Make a failed (or waiting) job due now with its attempts reset. False if it is
         reserved or done; :class:`JobNotFound` if there is no such job."""

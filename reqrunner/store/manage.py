@@ -86,7 +86,7 @@ def _info(row: dict[str, Any], kept: dict[str, Any] | None = None) -> JobInfo:
 def _finished_info(kept: dict[str, Any]) -> JobInfo:
     """The snapshot of a finished job whose row is gone, from its kept result alone."""
     row = dict(kept, id=kept["job_id"], available_at=kept["created_at"], ttr=0.0)
-    row.update(reserved_until=None, progress=None, label=None, description=None)
+    row.update(reserved_until=None, progress=None, label=None)
     return _info(row, kept)
 
 
@@ -193,6 +193,12 @@ class Manager:
         if rows:
             return _info(rows[0], kept)
         return None if kept is None else _finished_info(kept)
+
+    def get_by_key(self, key: str) -> JobInfo | None:
+        """The newest job dispatched with unique key ``key`` (or its kept result)."""
+        with self.db.read() as cur:
+            job_id = results.find_key(cur, self.db.dialect, key, time.time())
+        return None if job_id is None else self.get(job_id)
 
     def _update(self, sql: str, params: tuple[Any, ...]) -> int:
         with self.db.write() as cur:

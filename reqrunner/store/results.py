@@ -13,11 +13,14 @@ from typing import Any
 from .dialects import JOBS, Cursor, Dialect, fetch_records
 from .records import Ack
 
-__all__ = ["RESULTS", "expire", "keep", "read"]
+__all__ = ["RESULTS", "expire", "find_key", "keep", "read"]
 
 RESULTS = "reqrunner_results"
 
-_COPIED = "name, queue, priority, payload, attempts, max_attempts, created_at, started_at"
+_COPIED = (
+    "name, queue, priority, payload, attempts, max_attempts, description, unique_key, "
+    "created_at, started_at"
+)
 
 
 def keep(cur: Cursor, dialect: Dialect, ack: Ack, now: float) -> None:
@@ -63,3 +66,24 @@ def read(cur: Cursor, dialect: Dialect, job_id: int, now: float) -> dict[str, An
     )
     rows = fetch_records(cur)
     return rows[0] if rows else None
+
+
+def find_key(cur: Cursor, dialect: Dialect, key: str, now: float) -> int | None:
+    """The id of the newest job dispatched with unique key ``key``: from the kept results
+    (indexed), else from the jobs table (a scan: the key is indexed there only while the job
+    is unclaimed, by its hash with the job's name)."""
+    q = dialect.q
+    cur.execute(
+        q(
+            f"SELECT job_id FROM {RESULTS} WHERE unique_key = ? AND expires_at >= ? "
+            "ORDER BY job_id DESC LIMIT 1"
+        ),
+        (key, now),
+    )
+    row = cur.fetchone()
+    if row is None:
+        cur.execute(
+            q(f"SELECT id FROM {JOBS} WHERE unique_key = ? ORDER BY id DESC LIMIT 1"), (key,)
+        )
+        row = cur.fetchone()
+    return None if row is None else int(row[0])
