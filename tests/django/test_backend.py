@@ -264,3 +264,15 @@ def test_options_are_checked() -> None:
     with pytest.raises(TypeError, match="ENQUEUE_ON_COMMIT"):
         BackendOptions.parse("default", {"ENQUEUE_ON_COMMIT": "yes"})
     assert BackendOptions.parse("x", {"RESULT_TTL": timedelta(hours=2)}).result_ttl == 7200
+
+
+def test_import_reqrunner_loads_no_django() -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = (
+        "import sys, reqrunner, reqrunner.cli.app, reqrunner.cli.main\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'django_tasks'))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
