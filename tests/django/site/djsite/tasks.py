@@ -37,3 +37,12 @@ def send(to: str) -> str:
 @task(backend="brief")
 def brief() -> str:
     return "gone soon"
+
+
+@task
+def nap(seconds: float) -> float:
+    """Slow on purpose: how long a visitor waits for the run after their page shows."""
+    import time  # noqa: PLC0415
+
+    time.sleep(seconds)
+    return seconds
