@@ -65,13 +65,17 @@ class TaskJob:
         self.signature = sig.replace(parameters=params, return_annotation=sig.empty)
         self.fn = self._run_async if self.is_async else self._run
 
-    def _started(self, ctx: JobContext) -> Any:
+    def _started(self, ctx: JobContext, args: Any, kwargs: Any) -> Any:
         ctx.describe(results.WORKER_PREFIX + results.worker_id())
         info = self.backend.queue.get(ctx.job_id)
         now = datetime.now(UTC)
-        result = results.from_info(
-            self.task, str(ctx.job_id), info, self.backend.alias, status="RUNNING"
-        )
+        alias, result_id = self.backend.alias, str(ctx.job_id)
+        if info is None:
+            # The runner's queue is another database than the backend's (``reqrunner --db``).
+            result = results.new_result(self.task, result_id, args, kwargs, alias=alias, now=now)
+            object.__setattr__(result, "status", TaskResultStatus.RUNNING)
+        else:
+            result = results.from_info(self.task, result_id, info, alias, status="RUNNING")
         object.__setattr__(result, "started_at", now)
         object.__setattr__(result, "last_attempted_at", now)
         object.__setattr__(result, "worker_ids", [results.worker_id()] * ctx.attempt)
@@ -103,7 +107,7 @@ class TaskJob:
         # connections as a request would.
         close_old_connections()
         try:
-            result = self._started(ctx)
+            result = self._started(ctx, args, kwargs)
             sender = type(self.backend)
             task_started.send(sender=sender, task_result=result)
             try:
@@ -120,7 +124,7 @@ class TaskJob:
 
     async def _run_async(self, *args: Any, **kwargs: Any) -> Any:
         ctx: JobContext = kwargs.pop(CONTEXT_PARAM)
-        result = self._started(ctx)
+        result = self._started(ctx, args, kwargs)
         sender = type(self.backend)
         await task_started.asend(sender=sender, task_result=result)
         try:
