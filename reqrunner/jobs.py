@@ -15,7 +15,7 @@ from .context import JobContext
 from .models import Limits, RunReport
 from .store.operations import NewJob
 
-__all__ = ["Dispatcher", "Job", "JobCall", "JobOptions", "context_parameter"]
+__all__ = ["Dispatcher", "Job", "JobCall", "JobOptions", "context_parameter", "result_seconds"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,6 +60,8 @@ class JobOptions:
     priority: int = 0
     queue: str = "default"
     unique: bool = False
+    result_ttl: float = 0.0
+    """Seconds a finished job's result (return value or error) is kept; 0 keeps none."""
 
     def __post_init__(self) -> None:
         _check_name(self.name, "name", 255)
@@ -77,6 +79,28 @@ class JobOptions:
         if self.backoff < 0:
             raise ValueError(f"backoff={self.backoff}: must be 0 or more seconds")
         _check_priority(self.priority)
+        if (
+            isinstance(self.result_ttl, bool)
+            or not isinstance(self.result_ttl, int | float)
+            or not self.result_ttl >= 0
+        ):
+            raise ValueError(
+                f"result_ttl={self.result_ttl!r}: seconds to keep a finished job's result, "
+                "0 or more (0 keeps none)"
+            )
+
+
+def result_seconds(value: float | timedelta | None) -> float:
+    """``result_ttl`` as given to a queue or a job (seconds, a timedelta, or None for 0)."""
+    if value is None:
+        return 0.0
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        raise ValueError(
+            f"result_ttl={value!r}: give seconds or a timedelta to keep finished jobs' "
+            "results for, or None to keep none"
+        )
+    return float(seconds)
 
 
 def _check_name(value: object, what: str, longest: int) -> None:
@@ -252,6 +276,8 @@ class Job(Generic[P, R]):
         self.fn = fn
         self.options = options
         self.name = options.name
+        self.result_ttl = float(options.result_ttl)
+        """Seconds the runner keeps this job's result; 0 keeps none."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.context_param = context_parameter(fn)
         try:

@@ -74,6 +74,15 @@ class JobInfo:
     created_at: datetime
     finished_at: datetime | None
     unique_key: str | None = None
+    started_at: datetime | None = None
+    """When its latest attempt started."""
+    result: Any = None
+    """The return value (decoded from JSON) of a job that finished with its result kept
+    (``result_ttl``); None otherwise. ``result_until`` tells a kept ``None`` from none kept."""
+    result_until: datetime | None = None
+    """Until when the result (return value or error) is kept; None when none is kept. A
+    finished job whose row is deleted (``keep_done=False``) is still found by
+    ``queue.get()`` until then."""
 
     @property
     def delayed(self) -> bool:

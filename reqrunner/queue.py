@@ -13,9 +13,10 @@ from typing import Any, ParamSpec, TypeVar, overload
 from sqlalchemy.engine import Engine
 
 from .errors import JobNotFound
-from .jobs import Job, JobCall, JobOptions
+from .jobs import Job, JobCall, JobOptions, result_seconds
 from .models import JobInfo, JobState, Limits, QueueStats, RunReport
-from .runner import Runner
+from .resolving import Resolving
+from .runner import JobFunction, Runner
 from .store.database import Database, resolve_engine
 from .store.facts import StorageFacts, storage_facts
 from .store.manage import Manager
@@ -41,8 +42,10 @@ class JobQueue:
     used, and the tables are created then.
 
     ``keep_done=True`` keeps finished jobs (state ``done``) until :meth:`prune` removes them;
-    by default a finished job is deleted. ``busy_timeout`` is how long a SQLite write waits for
-    another writer.
+    by default a finished job is deleted. ``result_ttl`` (seconds or a timedelta) keeps what
+    finished jobs returned, or the error they failed with, for that long whatever
+    ``keep_done`` says: ``queue.get(id).result``; a job may set its own. ``busy_timeout`` is
+    how long a SQLite write waits for another writer.
     """
 
     def __init__(
@@ -50,8 +53,11 @@ class JobQueue:
         url_or_engine: str | Engine | None = None,
         *,
         keep_done: bool = False,
+        result_ttl: float | timedelta | None = None,
         busy_timeout: float = 5.0,
     ) -> None:
+        self.result_ttl = result_seconds(result_ttl)
+        """Seconds a finished job's result is kept unless the job says otherwise (0: none)."""
         self.engine = resolve_engine(url_or_engine)
         self._busy_timeout = busy_timeout
         self._db = Database(self.engine, busy_timeout=busy_timeout)
@@ -62,6 +68,8 @@ class JobQueue:
         self._manager = Manager(self._db)
         self._meta = Meta(self._db)
         self._jobs: dict[str, Job[Any, Any]] = {}
+        self._resolvers: list[Callable[[str], JobFunction | None]] = []
+        self._resolved: dict[str, JobFunction | None] = {}
         self._listeners: list[Callable[[], None]] = []
         self._secret: str | None = None
         self._lock = threading.Lock()
@@ -77,9 +85,15 @@ class JobQueue:
     def with_database(self, url_or_engine: str | Engine) -> JobQueue:
         """A queue on another database with the same jobs registered and the same options
         (what the CLI's ``--db`` uses to point an app's jobs at another store)."""
-        other = JobQueue(url_or_engine, keep_done=self.keep_done, busy_timeout=self._busy_timeout)
+        other = JobQueue(
+            url_or_engine,
+            keep_done=self.keep_done,
+            result_ttl=self.result_ttl,
+            busy_timeout=self._busy_timeout,
+        )
         for name, defined in self._jobs.items():
             other._jobs[name] = Job(other, defined.fn, defined.options)
+        other._resolvers.extend(self._resolvers)
         return other
 
     @property
@@ -109,6 +123,7 @@ class JobQueue:
         priority: int = 0,
         queue: str = "default",
         unique: bool = False,
+        result_ttl: float | timedelta | None = None,
     ) -> Callable[[Callable[P, R]], Job[P, R]]: ...
 
     def job(
@@ -123,14 +138,17 @@ class JobQueue:
         priority: int = 0,
         queue: str = "default",
         unique: bool = False,
+        result_ttl: float | timedelta | None = None,
     ) -> Job[P, R] | Callable[[Callable[P, R]], Job[P, R]]:
         """Register a function as a job: ``@queue.job`` or ``@queue.job(name=..., ...)``.
 
         ``attempts``: runs before the job is ``failed``; ``ttr``: seconds a runner may hold it
         without a sign of life before it counts as interrupted; ``backoff``: seconds before the
         first retry, doubled each time; ``priority``: higher runs first; ``unique``: at most one
-        unclaimed job per name and arguments (a duplicate dispatch returns the existing id).
+        unclaimed job per name and arguments (a duplicate dispatch returns the existing id);
+        ``result_ttl``: how long its result is kept (default: the queue's ``result_ttl``).
         """
+        ttl = self.result_ttl if result_ttl is None else result_seconds(result_ttl)
 
         def register(func: Callable[P, R]) -> Job[P, R]:
             if not callable(func):
@@ -144,6 +162,7 @@ class JobQueue:
                 priority=priority,
                 queue=queue,
                 unique=unique,
+                result_ttl=ttl,
             )
             defined = Job(self, func, options)
             with self._lock:
@@ -173,6 +192,15 @@ class JobQueue:
         if defined is None:
             defined = Job(self, _any_arguments, JobOptions(name=name))
         return defined.using(**options)
+
+    def add_resolver(self, resolver: Callable[[str], JobFunction | None]) -> None:
+        """Let ``resolver(name)`` supply the function of a stored job whose name no
+        ``@queue.job`` registered (None: not one of its own). A runner asks it once per name
+        and process; this is how jobs declared by a framework's own API (Django's ``@task``)
+        run without being registered here."""
+        if not callable(resolver):
+            raise TypeError(f"add_resolver takes a callable, not {resolver!r}")
+        self._resolvers.append(resolver)
 
     def on_dispatch(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every dispatch made through this queue in this process."""
@@ -235,7 +263,12 @@ class JobQueue:
             raise TypeError(f"limits must be a reqrunner.Limits, not {limits!r}")
         if isinstance(queues, str):
             raise TypeError(f"queues is a list of queue names; write queues=[{queues!r}]")
-        return Runner(self.store, self._jobs, limits, queues=queues, should_stop=should_stop).run()
+        jobs: Mapping[str, JobFunction] = (
+            Resolving(self._jobs, self._resolvers, self._resolved)
+            if self._resolvers
+            else self._jobs
+        )
+        return Runner(self.store, jobs, limits, queues=queues, should_stop=should_stop).run()
 
     def run_dispatched(
         self,
@@ -301,6 +334,13 @@ class JobQueue:
     def get(self, job_id: int) -> JobInfo | None:
         """One job, or None if there is no such job (finished jobs are deleted by default)."""
         return self._manager.get(_job_id(job_id))
+
+    def get_by_key(self, unique_key: str) -> JobInfo | None:
+        """The newest job dispatched with this unique key (``unique=True`` or
+        ``using(unique_key=...)``), or None; finished jobs as :meth:`get` finds them."""
+        if not isinstance(unique_key, str) or not unique_key:
+            raise TypeError(f"a unique key is a non-empty string, not {unique_key!r}")
+        return self._manager.get_by_key(unique_key[:255])
 
     def retry(self, job_id: int) -> bool:
         """Make a failed (or waiting) job due now with its attempts reset. False if it is

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import inspect
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from . import memory
 from .context import JobContext
 from .errors import JobInterrupted, UnknownJob, error_type
+from .heartbeat import Heartbeat
 from .models import Limits, RunReport, StopReason
 from .store.operations import Ack, Claimed, Store, history_with
 
@@ -72,6 +74,16 @@ class JobFunction(Protocol):
         """The function's parameters without the context one, to check stored arguments."""
         ...
 
+    @property
+    def result_ttl(self) -> float:
+        """Seconds to keep the job's result (return value or error) once it ends; 0: none."""
+        ...
+
+
+def _kept(ack: Ack, keep: float) -> Ack:
+    """``ack`` keeping the job's result for ``keep`` seconds if it ends the job."""
+    return dataclasses.replace(ack, keep_for=keep) if keep and ack.kind == "failed" else ack
+
 
 def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
@@ -79,54 +91,6 @@ def _clip(text: str, limit: int) -> str:
     # The end of a traceback names the failing line; keep both ends.
     half = limit // 2
     return f"{text[:half]}\n… ({len(text) - limit} characters cut) …\n{text[-half:]}"
-
-
-class _Heartbeat:
-    """Renews the leases of the batch a runner holds while its jobs run longer than a beat."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._token: str | None = None
-        self._interval = 60.0
-        self._wake = threading.Event()
-        self._done = False
-        self._thread: threading.Thread | None = None
-
-    def hold(self, batch: Sequence[Claimed]) -> None:
-        self._token = batch[0].token
-        # A third of the shortest lease leaves two beats' slack for a slow database.
-        self._interval = max(0.05, min(job.ttr for job in batch) / 3)
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._beat, name="reqrunner-heartbeat", daemon=True
-            )
-            self._thread.start()
-        else:
-            self._wake.set()
-
-    def drop(self) -> None:
-        self._token = None
-
-    def stop(self) -> None:
-        self._done = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _beat(self) -> None:
-        while True:
-            woken = self._wake.wait(self._interval)
-            self._wake.clear()
-            if self._done:
-                return
-            token = self._token
-            # Woken by a new batch: its leases were just set by the claim, nothing to renew.
-            if woken or token is None:
-                continue
-            try:
-                self._store.renew(token)
-            except Exception:
-                log.exception("could not renew job leases")
 
 
 class Runner:
@@ -167,7 +131,7 @@ class Runner:
         pending: list[Ack] = []
         first_pending = 0.0
         batch: collections.deque[Claimed] = collections.deque()
-        heartbeat = _Heartbeat(self.store)
+        heartbeat = Heartbeat(self.store)
         stopped_by: StopReason = "empty"
         try:
             while True:
@@ -262,6 +226,7 @@ class Runner:
                 started=time.perf_counter(),
             )
         args, kwargs = json.loads(job.payload)
+        keep = definition.result_ttl
         ctx_name = definition.context_param
         if ctx_name is not None:
             kwargs[ctx_name] = JobContext(
@@ -276,23 +241,27 @@ class Runner:
         try:
             definition.signature.bind(*args, **{k: v for k, v in kwargs.items() if k != ctx_name})
         except TypeError as exc:
-            return self._failure(
-                job,
-                "TypeError",
-                f"the stored arguments do not fit {job.name}{definition.signature}: {exc}",
-                "",
-                permanent=True,
-                started=time.perf_counter(),
+            return _kept(
+                self._failure(
+                    job,
+                    "TypeError",
+                    f"the stored arguments do not fit {job.name}{definition.signature}: {exc}",
+                    "",
+                    permanent=True,
+                    started=time.perf_counter(),
+                ),
+                keep,
             )
         log.info("%s started (attempt %d/%d)", label, job.attempts, job.max_attempts)
         t0 = time.perf_counter()
         try:
             if definition.is_async:
-                self._run_async(definition.fn(*args, **kwargs))
+                value = self._run_async(definition.fn(*args, **kwargs))
             else:
-                definition.fn(*args, **kwargs)
+                value = definition.fn(*args, **kwargs)
+            encoded = json.dumps(value, separators=(",", ":")) if keep else None
         except Exception as exc:
-            return self._failure(
+            failure = self._failure(
                 job,
                 error_type(type(exc)),
                 str(exc),
@@ -300,6 +269,7 @@ class Runner:
                 permanent=False,
                 started=t0,
             )
+            return _kept(failure, keep)
         except BaseException as exc:
             # KeyboardInterrupt / SystemExit: the job did not finish; leave it to be claimed
             # again right away, its attempt counted, rather than wait out its lease.
@@ -307,7 +277,7 @@ class Runner:
             self.store.cycle([self._interrupted(job, exc)])
             raise
         log.info("%s succeeded in %.1f ms", label, (time.perf_counter() - t0) * 1000)
-        return Ack(job.id, job.token, "done")
+        return Ack(job.id, job.token, "done", value=encoded, keep_for=keep)
 
     def _interrupted(self, job: Claimed, cause: BaseException) -> Ack:
         stopped_by = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
@@ -373,21 +343,21 @@ class Runner:
             history=history,
         )
 
-    def _run_async(self, coro: Any) -> None:
+    def _run_async(self, coro: Any) -> Any:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             if self._loop is None:
                 self._loop = asyncio.Runner()
-            self._loop.run(coro)
-            return
+            return self._loop.run(coro)
         # Called from inside an event loop (an async app calling queue.run directly): the
         # coroutine gets a loop of its own in a helper thread rather than deadlocking this one.
         errors: list[BaseException] = []
+        values: list[Any] = []
 
         def target() -> None:
             try:
-                asyncio.run(coro)
+                values.append(asyncio.run(coro))
             except BaseException as exc:
                 errors.append(exc)
 
@@ -396,3 +366,4 @@ class Runner:
         helper.join()
         if errors:
             raise errors[0]
+        return values[0]

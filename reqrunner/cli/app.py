@@ -8,6 +8,7 @@ import sys
 
 from ..queue import JobQueue
 from ..store.database import resolve_engine
+from .django_app import django_queue, is_settings_module
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "import_object", "load_queue"]
 
@@ -20,7 +21,17 @@ class UsageError(Exception):
     """The command line asks for something impossible; the script exits with status 2."""
 
 
-_APP_EXAMPLE = "e.g. --app mysite.jobs:queue, the module and the name of your JobQueue"
+_APP_EXAMPLE = (
+    "e.g. --app mysite.jobs:queue, the module and the name of your JobQueue, or a Django "
+    "settings module whose TASKS use reqrunner.django.ReqrunnerBackend"
+)
+
+
+def _django(settings_module: str) -> JobQueue:
+    try:
+        return django_queue(settings_module)
+    except LookupError as exc:
+        raise UsageError(f"--app {settings_module}: {exc}") from None
 
 
 def _import_app(spec: str) -> JobQueue:
@@ -35,6 +46,8 @@ def _import_app(spec: str) -> JobQueue:
 def import_object(spec: str) -> object:
     """The object ``--app MODULE:ATTR`` names (a ``UsageError`` saying what is wrong if none)."""
     module_name, sep, attr = spec.partition(":")
+    if not sep and module_name and is_settings_module(module_name):
+        return _django(module_name)
     if not sep or not module_name or not attr:
         raise UsageError(f"--app {spec!r}: expected MODULE:ATTR, {_APP_EXAMPLE}")
     # A console script does not have the current directory on sys.path; the user's project
@@ -75,6 +88,10 @@ def load_queue(app: str | None, db: str | None, *, need_jobs: bool) -> JobQueue:
     ``REQRUNNER_DATABASE_URL``).
     """
     spec = app or os.environ.get("REQRUNNER_APP")
+    django_settings = os.environ.get("DJANGO_SETTINGS_MODULE")
+    if spec is None and not db and django_settings and is_settings_module(django_settings):
+        # A Django project names its settings already; their TASKS name the queue.
+        spec = django_settings
     if spec is None:
         if need_jobs:
             raise UsageError(

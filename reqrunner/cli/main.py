@@ -203,7 +203,8 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--app",
         metavar="MODULE:ATTR",
         default=default,
-        help="your JobQueue, e.g. mysite.jobs:queue (default: $REQRUNNER_APP)",
+        help="your JobQueue, e.g. mysite.jobs:queue, or a Django settings module "
+        "(default: $REQRUNNER_APP, else $DJANGO_SETTINGS_MODULE)",
     )
     parser.add_argument(
         "--db",

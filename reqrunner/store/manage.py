@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..models import JobError, JobInfo, JobState, QueueStats
+from . import results
 from .database import Database
 from .dialects import JOBS, fetch_records
 
@@ -19,7 +20,7 @@ __all__ = ["Manager", "state_filter"]
 _INFO_COLUMNS = (
     "id, name, queue, state, payload, attempts, max_attempts, priority, ttr, available_at, "
     "reserved_until, progress, label, description, error_type, error_message, error_traceback, "
-    "history, created_at, finished_at, unique_key"
+    "history, created_at, started_at, finished_at, unique_key"
 )
 
 _STATES = {s.value for s in JobState} | {"delayed", "due"}
@@ -43,7 +44,8 @@ def _when(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-def _info(row: dict[str, Any]) -> JobInfo:
+def _info(row: dict[str, Any], kept: dict[str, Any] | None = None) -> JobInfo:
+    """A job's snapshot from its row, with its kept result if ``kept`` (a results row)."""
     args, kwargs = json.loads(row["payload"])
     error = (
         JobError(
@@ -74,8 +76,18 @@ def _info(row: dict[str, Any]) -> JobInfo:
         history=tuple(json.loads(row["history"])) if row["history"] else (),
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         finished_at=_when(row["finished_at"]),
-        unique_key=row["unique_key"],
+        unique_key=row.get("unique_key"),
+        started_at=_when(row["started_at"]),
+        result=None if kept is None or kept["value"] is None else json.loads(kept["value"]),
+        result_until=None if kept is None else _when(kept["expires_at"]),
     )
+
+
+def _finished_info(kept: dict[str, Any]) -> JobInfo:
+    """The snapshot of a finished job whose row is gone, from its kept result alone."""
+    row = dict(kept, id=kept["job_id"], available_at=kept["created_at"], ttr=0.0)
+    row.update(reserved_until=None, progress=None, label=None)
+    return _info(row, kept)
 
 
 def _seconds(value: timedelta | float | None, what: str) -> float | None:
@@ -171,10 +183,22 @@ class Manager:
             return int(cur.fetchone()[0])
 
     def get(self, job_id: int) -> JobInfo | None:
+        """One job from its row, or from its kept result once the row is gone."""
+        dialect = self.db.dialect
         with self.db.read() as cur:
             cur.execute(self.q(f"SELECT {_INFO_COLUMNS} FROM {JOBS} WHERE id = ?"), (job_id,))
             rows = fetch_records(cur)
-        return _info(rows[0]) if rows else None
+            finished = not rows or rows[0]["state"] in ("done", "failed")
+            kept = results.read(cur, dialect, job_id, time.time()) if finished else None
+        if rows:
+            return _info(rows[0], kept)
+        return None if kept is None else _finished_info(kept)
+
+    def get_by_key(self, key: str) -> JobInfo | None:
+        """The newest job dispatched with unique key ``key`` (or its kept result)."""
+        with self.db.read() as cur:
+            job_id = results.find_key(cur, self.db.dialect, key, time.time())
+        return None if job_id is None else self.get(job_id)
 
     def _update(self, sql: str, params: tuple[Any, ...]) -> int:
         with self.db.write() as cur:
@@ -196,7 +220,9 @@ class Manager:
         """Delete one job in any state; None = every failed job."""
         if job_id is None:
             return self._update(f"DELETE FROM {JOBS} WHERE state = 'failed'", ())
-        return self._update(f"DELETE FROM {JOBS} WHERE id = ?", (job_id,))
+        # A deleted job leaves no result behind either: get() must not find it again.
+        kept = self._update(f"DELETE FROM {results.RESULTS} WHERE job_id = ?", (job_id,))
+        return self._update(f"DELETE FROM {JOBS} WHERE id = ?", (job_id,)) or min(kept, 1)
 
     def release(self, job_id: int) -> int:
         """Free a reserved job: due again now, its lease void, the attempt still counted (the
@@ -220,6 +246,8 @@ class Manager:
                 removed += self._update(
                     f"DELETE FROM {JOBS} WHERE state = ? AND finished_at < ?", (state, now - age)
                 )
+        with self.db.write() as cur:
+            results.expire(cur, self.db.dialect, now)
         # Outcome counters are kept for a week: the admin shows the last day.
         self._update("DELETE FROM reqrunner_counters WHERE bucket < ?", (now - 7 * 86400,))
         return removed

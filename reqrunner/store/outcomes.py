@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import JobInterrupted, error_type
+from . import results
 from .dialects import JOBS, Cursor, Dialect, fetch_records
 from .records import Ack, history_with
 
@@ -31,6 +32,11 @@ def write_acks(
     """Write the outcomes ``acks``; how many changed nothing (their lease was taken over)."""
     lost = 0
     done: dict[str, list[int]] = {}
+    kept = [ack for ack in acks if ack.keep_for > 0 and ack.kind in ("done", "failed")]
+    if kept:
+        results.expire(cur, dialect, now)
+        for ack in kept:
+            results.keep(cur, dialect, ack, now)
     for ack in acks:
         if ack.kind == "done":
             done.setdefault(ack.token, []).append(ack.job_id)

@@ -58,6 +58,8 @@ class Ack:
 
     ``kind``: ``done``; ``retry`` (back to waiting at ``available_at``); ``failed``;
     ``release`` (claimed but never started: back to waiting, the attempt not counted).
+    A ``done`` or ``failed`` outcome with ``keep_for`` > 0 also keeps the job's result (the
+    JSON return value ``value``, or the error) for that many seconds.
     """
 
     job_id: int
@@ -66,6 +68,8 @@ class Ack:
     available_at: float = 0.0
     error: tuple[str, str, str] | None = None
     history: str | None = None
+    value: str | None = None
+    keep_for: float = 0.0
 
 
 @dataclass(slots=True)

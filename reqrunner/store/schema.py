@@ -7,8 +7,9 @@ same comparisons on SQLite, PostgreSQL and MySQL/MariaDB, and no time-zone surpr
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import LONGTEXT
 
-__all__ = ["SCHEMA_VERSION", "counters", "jobs", "leases", "meta", "metadata"]
+__all__ = ["SCHEMA_VERSION", "counters", "jobs", "leases", "meta", "metadata", "results"]
 
 SCHEMA_VERSION = 1
 
@@ -95,6 +96,41 @@ leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("token", sa.String(32)),
     sa.Column("expires_at", sa.Double, nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# MySQL's TEXT holds 64 KB; a job's return value may be larger.
+_LONG_TEXT = sa.Text().with_variant(LONGTEXT(), "mysql", "mariadb")
+
+results = sa.Table(
+    "reqrunner_results",
+    metadata,
+    # What a finished job left behind (its return value as JSON, or its error), kept until
+    # expires_at even when the job's own row is deleted, so that a caller holding the id can
+    # still ask how it ended. A table of its own: the jobs table stays as narrow as the claim
+    # path wants it, and a database made before results existed gains it on first use.
+    sa.Column("job_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("value", _LONG_TEXT),
+    sa.Column("error_type", sa.String(255)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("error_traceback", sa.Text),
+    sa.Column("history", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("unique_key", sa.String(255)),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("started_at", sa.Double),
+    sa.Column("finished_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Index("ix_reqrunner_results_expires", "expires_at"),
+    sa.Index("ix_reqrunner_results_unique_key", "unique_key"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )

@@ -18,6 +18,7 @@ import reqrunner
 from tests.live import BIN, ROOT, free_port, started, wait_for
 
 RECIPES_MD = ROOT / "docs" / "recipes.md"
+DJANGO_MD = ROOT / "docs" / "django.md"
 
 # recipe -> (protocol, the server's app target)
 RECIPES = {
@@ -26,6 +27,8 @@ RECIPES = {
     "flask": ("wsgi", "app:app"),
     "django-wsgi": ("wsgi", "mysite.wsgi:application"),
     "django-asgi": ("asgi", "mysite.asgi:application"),
+    "django-tasks-wsgi": ("wsgi", "mysite.wsgi:application"),
+    "django-tasks-asgi": ("asgi", "mysite.asgi:application"),
     "wsgi": ("wsgi", "app:application"),
     "asgi": ("asgi", "app:app"),
 }
@@ -63,7 +66,7 @@ _BLOCK = re.compile(
 
 def _recipe_files() -> dict[str, list[tuple[str, str, bool]]]:
     found: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
-    for block in _BLOCK.finditer(RECIPES_MD.read_text()):
+    for block in _BLOCK.finditer(RECIPES_MD.read_text() + DJANGO_MD.read_text()):
         for name in block["names"].split(","):
             found[name].append((block["path"], block["code"], bool(block["append"])))
     return found
@@ -115,5 +118,10 @@ def test_recipe_runs_a_job_after_a_page_view(
             # Only a successful run removes a job (a failed or unknown one is kept for a retry
             # or as failed), and nothing else here deletes jobs.
             wait_for(lambda: queue.stats().total == 0, 10, "the job to run")
+            if recipe.startswith("django-tasks"):
+                # Django's tasks keep their results: the task ran here, and returned.
+                info = queue.get(1)
+                assert info is not None and info.name == "mysite.tasks.make_thumbnails"
+                assert info.result == {"photo": 7, "sizes": 3}
         finally:
             queue.close()

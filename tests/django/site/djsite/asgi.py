@@ -1,0 +1,13 @@
+import os
+
+from django.conf import settings
+from django.core.asgi import get_asgi_application
+
+import reqrunner
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djsite.settings")
+application = get_asgi_application()
+
+from reqrunner.django import get_queue  # noqa: E402  (after Django is set up)
+
+application = reqrunner.ASGIMiddleware(application, get_queue(), **settings.REQRUNNER_OPTIONS)
