@@ -28,6 +28,7 @@ TABLES = (
     "reqrunner_meta",
     "reqrunner_leases",
     "reqrunner_counters",
+    "reqrunner_periodic",
     "executions",
 )
 
