@@ -287,6 +287,12 @@ class Periodic:
                 return self._next
         if not self._loaded:
             rows = self._slots.load()
+            for name, schedule in list(self._schedules.items()):
+                if name not in rows:
+                    # A new schedule: its first look is stored at once, so that every process
+                    # counts its slots from the same moment.
+                    start = schedule.last_at_or_before(self.started)
+                    rows[name] = self._slots.take(name, start, lambda last, running: None)[0]
             with self._lock:
                 for name, row in rows.items():
                     self._last[name] = max(self._last.get(name, row.slot), row.slot)
