@@ -333,6 +333,7 @@ class Periodic:
 
     def describe(self) -> list[ScheduleInfo]:
         """Each declared schedule with its next slot and its last, read from the database."""
+        self.next_at()  # a first look at a new schedule is stored, as a run's would be
         rows = self._slots.load()
         states = self._slots.job_states([r.job_id for r in rows.values() if r.job_id is not None])
         now = self.clock()

@@ -52,6 +52,8 @@ _written_lock = threading.Lock()
 class _Meta(Protocol):
     def set_meta(self, name: str, value: str) -> None: ...
 
+
+class _Prefixed(Protocol):
     def get_meta_prefixed(self, prefix: str) -> dict[str, str]: ...
 
 
@@ -81,7 +83,7 @@ def note_run(queue: _Meta, via: str, report: RunReport) -> None:
         log.exception("reqrunner could not record the run from %s", via)
 
 
-def last_runs(queue: _Meta) -> dict[str, TriggerRun]:
+def last_runs(queue: _Prefixed) -> dict[str, TriggerRun]:
     """The latest run of each trigger that has run, by ``via``; records that do not parse
     (another version's) are left out."""
     found = {}

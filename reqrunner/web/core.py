@@ -239,7 +239,7 @@ class MiddlewareCore:
                 return
             if mode == "async" and not self.breaker.is_open and self._self_request(origin):
                 return
-            self.run_bounded(via="sync")
+            self.run_bounded(via=mode)
         except Exception:
             logger.exception("reqrunner's after-response run failed")
 
@@ -292,10 +292,11 @@ class MiddlewareCore:
             breaker_error=self.breaker.last_error,
         )
 
-    def run_from_endpoint(self) -> None:
-        """The bounded run promised by ``{path}/run``'s ``202`` (blocking, never raises)."""
+    def run_from_endpoint(self, via: str = "endpoint") -> None:
+        """The bounded run promised by a ``202`` of ``{path}/run`` or ``{path}/tick``, ``via``
+        naming the trigger (blocking, never raises)."""
         try:
-            self.run_bounded(via="endpoint")
+            self.run_bounded(via=via)
         except Exception:
             logger.exception("reqrunner's run after {path}/run failed")
 
@@ -330,7 +331,7 @@ class MiddlewareCore:
             return not queue.renew_lease(name, token, self.lease_ttl)
 
         try:
-            report = queue.run(self.options.limits, should_stop=should_stop)
+            report = queue.run(self.options.limits, should_stop=should_stop, via=via)
         finally:
             try:
                 queue.release_lease(name, token)
