@@ -21,6 +21,8 @@ from .parts import LIST_STATES, Listing, Page
 
 __all__ = ["detail_page", "list_page", "message_page", "overview_page"]
 
+_NOTHING = Safe("")
+
 OVERDUE_WARNING = 3600.0
 """Seconds: a due job older than this means nothing is running the queue often enough."""
 
@@ -41,8 +43,11 @@ def overview_page(
     reserved: Sequence[JobInfo],
     failed: Sequence[JobInfo],
     query: Mapping[str, str],
+    periodic: Safe = _NOTHING,
 ) -> str:
-    """The landing page: counts, throughput, health, what runs now, the latest failures."""
+    """The landing page: counts, the periodic jobs (``periodic``, rendered by
+    :mod:`~reqrunner.web.admin.schedules`), throughput, health, what runs now, the latest
+    failures."""
     stats = data.stats
     counts = {
         "waiting": stats.waiting,
@@ -67,6 +72,7 @@ def overview_page(
         flash=parts.flash(query),
         tiles=tiles,
         due=_due(data, health),
+        periodic=periodic,
         actions=_overview_actions(page, stats.failed),
         health=_health(page, data, health, tick_url),
         hour=_finished("hour", "Last hour", data.last_hour),
