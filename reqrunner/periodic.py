@@ -145,7 +145,8 @@ class Schedule:
         return min(gaps)
 
     def label(self, slot: float) -> str:
-        """The slot as the dispatched job's description shows it."""
+        """The slot as the dispatched job shows it: its key, and its description until the job
+        describes itself."""
         return f"periodic slot {_iso(slot, self.tz)}"
 
     def plan(self, last: float, running: bool, now: float) -> Plan | None:
@@ -165,10 +166,12 @@ class Schedule:
         return Plan(slots[-1], jobs, "dispatched" if jobs else "skipped")
 
     def _row(self, slot: float, now: float) -> NewJob:
+        # The job's key is its slot, kept whatever the job writes in its description (the
+        # database has taken the slot once already: no unique index is needed on top).
         opts = self.job.options
         return NewJob(
             opts.name, opts.queue, "waiting", opts.priority, _NO_ARGUMENTS, slot, 0, opts.attempts,
-            float(opts.ttr), float(opts.backoff), None, None, now,
+            float(opts.ttr), float(opts.backoff), None, self.label(slot), now,
         )  # fmt: skip
 
 

@@ -118,6 +118,7 @@ def test_dispatched_slots_fire_at_their_times_in_the_zone(q: reqrunner.JobQueue)
     periodic.clock = lambda: _t(2026, 3, 27, 12)  # the process came up then
     ids = _fire_over(q, _t(2026, 3, 27, 12), _t(2026, 3, 31, 12), 600)
     jobs = [q.get(i) for i in ids]
+    assert [j.unique_key for j in jobs if j] == [j.description for j in jobs if j]
     assert [j.description for j in jobs if j] == [
         "periodic slot 2026-03-28T02:30:00+01:00",
         "periodic slot 2026-03-29T03:00:00+02:00",
