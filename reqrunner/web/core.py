@@ -239,7 +239,9 @@ class MiddlewareCore:
                 return
             if mode == "async" and not self.breaker.is_open and self._self_request(origin):
                 return
-            self.run_bounded(via=mode)
+            # In this process after the page: "sync", whatever the mode (an async self-request
+            # that was taken is recorded as "async" by the run it started).
+            self.run_bounded(via="sync")
         except Exception:
             logger.exception("reqrunner's after-response run failed")
 

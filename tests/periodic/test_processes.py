@@ -17,7 +17,13 @@ SPAN = 10.0
 
 def test_eight_processes_dispatch_and_run_each_slot_once(db_url: str, tmp_path: Path) -> None:
     queue = reqrunner.JobQueue(db_url, keep_done=True)
-    log = tmp_path / "runs.log"
+    try:
+        _race(queue, db_url, tmp_path / "runs.log")
+    finally:
+        queue.close()
+
+
+def _race(queue: reqrunner.JobQueue, db_url: str, log: Path) -> None:
     start = float(int(time.time()) + 3)
     end = start + SPAN
     # The schedules are first seen at START (the slot of that moment is not run): by this
@@ -49,4 +55,3 @@ def test_eight_processes_dispatch_and_run_each_slot_once(db_url: str, tmp_path: 
     assert len({pid for _, _, pid in lines}) > 1
     minutes = [slot for schedule, slot, _ in lines if schedule == "every-minute"]
     assert len(minutes) == len(set(minutes)) <= 1
-    queue.close()
