@@ -102,3 +102,27 @@ def test_a_page_view_with_no_slot_due_makes_no_extra_query(
     assert len(baseline) == 10
     assert counted == baseline
     assert not any("reqrunner_periodic" in sql for sql in counted)
+
+
+@pytest.mark.parametrize("protocol", ["asgi", "wsgi"])
+def test_the_tick_url_fires_a_due_slot_and_is_recorded_as_tick(
+    protocol: str, sqlite_url: str
+) -> None:
+    queue = reqrunner.JobQueue(sqlite_url)
+    ran: list[float] = []
+
+    @queue.periodic(every=1, name="heartbeat")
+    def heartbeat() -> None:
+        ran.append(time.time())
+
+    driver = Driver(protocol).wrap(queue, mode="sync", run_rate=0.0)  # page views never run
+    tick = driver.middleware.core.tick_url("http://testserver")  # type: ignore[union-attr]
+    path = tick.removeprefix("http://testserver")
+    assert driver.request("GET", path).status == 202  # the first look notes the current slot
+    assert ran == []
+    time.sleep(1.1)
+    assert driver.request("GET", "/html").status == 200
+    assert ran == []  # run_rate=0: page views leave it to the tick
+    assert driver.request("GET", path).status == 202
+    assert len(ran) == 1
+    assert reqrunner.triggers.last_runs(queue)["tick"].ran == 1
