@@ -15,7 +15,14 @@ import reqrunner
 from . import markup
 from .storage import Outbox, Wiki, data_dir
 
-__all__ = ["notify_watcher", "queue", "refresh_links", "update_search_index", "wiki"]
+__all__ = [
+    "notify_watcher",
+    "queue",
+    "recent_changes_digest",
+    "refresh_links",
+    "update_search_index",
+    "wiki",
+]
 
 JOB_DELAY_ENV = "DEMO_JOB_DELAY"
 """Seconds each refresh job pretends to work (``--job-delay``)."""
@@ -70,4 +77,30 @@ def notify_watcher(email: str, title: str, editor: str, edited_at: float) -> Non
         subject=f"[demo wiki] {title} was changed by {editor}",
         body=f"{editor} edited {title!r}.\n\nSee the page at {url}\n",
         key=f"{int(edited_at * 1000)}-{title}-{email}",
+    )
+
+
+# MediaWiki's and WordPress's sites run such digests from cron (or WP-Cron's page views);
+# here page views, the tick URL or a worker fire it, once a night whichever comes first.
+@queue.periodic("0 3 * * *", name="wiki.recent_changes_digest")
+def recent_changes_digest(ctx: reqrunner.JobContext) -> None:
+    """Mail the editors the pages changed in the last day (an email in the outbox)."""
+    since = time.time() - 24 * 3600
+    changed = sorted(
+        (page.updated_at, page.title)
+        for page in map(wiki.get, wiki.titles())
+        if page is not None and page.updated_at >= since
+    )
+    ctx.describe(f"Recent changes digest: {len(changed)} page(s)")
+    if not changed:
+        return  # a quiet day: no email
+    lines = [
+        f"- {title} ({time.strftime('%H:%M UTC', time.gmtime(at))}): /wiki/{markup.slug(title)}"
+        for at, title in changed
+    ]
+    outbox.write(
+        to=wiki.setting("digest_to", "editors@example.org"),
+        subject=f"[demo wiki] {len(changed)} page(s) changed in the last day",
+        body="Recent changes:\n\n" + "\n".join(lines) + "\n",
+        key=f"digest-{ctx.job_id}",
     )

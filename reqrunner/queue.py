@@ -6,12 +6,15 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from sqlalchemy.engine import Engine
 
+from . import periodic as _periodic
+from . import triggers
 from .errors import JobNotFound
 from .jobs import Job, JobCall, JobOptions, result_seconds
 from .models import JobInfo, JobState, Limits, QueueStats, RunReport
@@ -22,6 +25,7 @@ from .store.facts import StorageFacts, storage_facts
 from .store.manage import Manager
 from .store.meta import Meta
 from .store.operations import NewJob, Store
+from .store.schedules import Slots
 from .store.transactional import InTransaction
 
 __all__ = ["JobQueue"]
@@ -71,6 +75,8 @@ class JobQueue:
         self._resolvers: list[Callable[[str], JobFunction | None]] = []
         self._resolved: dict[str, JobFunction | None] = {}
         self._listeners: list[Callable[[], None]] = []
+        self.periodic_jobs = _periodic.Periodic(Slots(self._db), self._dispatched)
+        """The schedules declared with :meth:`periodic`, and when their next slots come."""
         self._secret: str | None = None
         self._lock = threading.Lock()
 
@@ -94,6 +100,8 @@ class JobQueue:
         for name, defined in self._jobs.items():
             other._jobs[name] = Job(other, defined.fn, defined.options)
         other._resolvers.extend(self._resolvers)
+        for name, schedule in self.periodic_jobs.schedules.items():
+            other.periodic_jobs.add(replace(schedule, job=other._jobs[name]))
         return other
 
     @property
@@ -176,6 +184,43 @@ class JobQueue:
 
         return register if fn is None else register(fn)
 
+    def periodic(
+        self,
+        cron: str | None = None,
+        /,
+        *,
+        every: timedelta | float | None = None,
+        tz: str | None = None,
+        catch_up: _periodic.CatchUp = "one",
+        overlap: bool = False,
+        name: str | None = None,
+        attempts: int = 3,
+        ttr: float = 300,
+        backoff: float = 5,
+        priority: int = 0,
+        queue: str = "default",
+    ) -> Callable[[Callable[P, R]], Job[P, R]]:
+        """Run a function (no arguments, or only a ``JobContext``) on a schedule, each slot once
+        across every process: ``@queue.periodic("*/15 * * * *", tz="Europe/Berlin")`` (cron,
+        UTC by default) or ``@queue.periodic(every=3600)``. Missed slots give one run
+        (``catch_up="one"``), none (``"skip"``) or one each (``"all"``, bounded); a slot whose
+        last run still waits or runs is skipped unless ``overlap=True``. Else as :meth:`job`."""
+        spec = _periodic.parse(cron, every, tz, catch_up, overlap)
+        declare = self.job(
+            name=name, attempts=attempts, ttr=ttr, backoff=backoff, priority=priority, queue=queue
+        )
+
+        def register(func: Callable[P, R]) -> Job[P, R]:
+            defined = declare(func)
+            try:
+                self.periodic_jobs.add(_periodic.Schedule.of(defined, spec))
+            except TypeError:
+                del self._jobs[defined.name]
+                raise
+            return defined
+
+        return register
+
     def dispatch(self, name: str, /, *args: Any, **kwargs: Any) -> int:
         """Dispatch a job by name. A registered job's arguments are checked against its
         function; an unregistered name (a job another process defines) is stored as given."""
@@ -212,16 +257,18 @@ class JobQueue:
         This is what ``dispatch`` ends in; call ``dispatch`` rather than this.
         """
         job_id = self.store.enqueue(job)
-        for callback in self._listeners:
-            callback()
+        self._dispatched()
         return job_id
 
     def enqueue_many(self, jobs: Sequence[NewJob], /) -> list[int]:
         """Store jobs a :class:`Job` built, in one transaction, and tell the listeners once."""
         ids = self.store.enqueue_many(jobs)
+        self._dispatched()
+        return ids
+
+    def _dispatched(self) -> None:
         for callback in self._listeners:
             callback()
-        return ids
 
     def enqueue_on(self, connection: object, jobs: Sequence[NewJob], /) -> list[int]:
         """Store jobs a :class:`Job` built in the transaction of the app's ``connection`` (a
@@ -244,12 +291,12 @@ class JobQueue:
         max_memory: int | float | str | None = _UNSET,
         queues: Sequence[str] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        via: str | None = None,
     ) -> RunReport:
-        """Run due jobs until none is due or a limit is reached; say what happened.
-
-        Defaults are PKP's: 30 jobs, 30 seconds, 80 % of the memory limit. ``queues`` restricts
-        the run to those queue names; ``should_stop`` is asked between jobs.
-        """
+        """Dispatch the periodic slots that have come, then run due jobs until none is due or a
+        limit is reached; say what happened. Defaults are PKP's: 30 jobs, 30 seconds, 80 % of
+        the memory limit. ``queues``: only those queues; ``should_stop`` is asked between jobs;
+        ``via`` names the trigger for :func:`reqrunner.triggers.last_runs`."""
         given: dict[str, Any] = {
             k: v
             for k, v in (("max_jobs", max_jobs), ("max_time", max_time), ("max_memory", max_memory))
@@ -268,7 +315,11 @@ class JobQueue:
             if self._resolvers
             else self._jobs
         )
-        return Runner(self.store, jobs, limits, queues=queues, should_stop=should_stop).run()
+        self.periodic_jobs.fire()
+        report = Runner(self.store, jobs, limits, queues=queues, should_stop=should_stop).run()
+        if via is not None:
+            triggers.note_run(self, via, report)
+        return report
 
     def run_dispatched(
         self,
@@ -293,13 +344,15 @@ class JobQueue:
         ).run()
 
     def next_due_in(self, queues: Sequence[str] | None = None) -> float | None:
-        """Seconds until a job can be claimed (0.0 when one can now), None when none waits."""
-        at = self.store.next_due_at(queues)
-        return None if at is None else max(0.0, at - time.time())
+        """Seconds until a job can be claimed or a periodic slot comes (0.0 when now), None
+        when neither waits."""
+        times = [t for t in (self.store.next_due_at(queues), self.periodic_jobs.next_at()) if t]
+        return max(0.0, min(times) - time.time()) if times else None
 
     def has_due(self, queues: Sequence[str] | None = None) -> bool:
-        """Whether a runner would find a job to claim now (one indexed query, no cache)."""
-        return self.store.has_due(queues)
+        """Whether a runner would find a job to claim now (one indexed query, no cache), or a
+        periodic slot has come (known from memory: no query)."""
+        return self.periodic_jobs.is_due() or self.store.has_due(queues)
 
     # -- looking and repairing ------------------------------------------------------------------
 

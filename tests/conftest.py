@@ -29,6 +29,7 @@ TABLES = (
     "reqrunner_leases",
     "reqrunner_counters",
     "reqrunner_results",
+    "reqrunner_periodic",
     "executions",
 )
 

@@ -11,7 +11,8 @@ from ..models import Limits
 from ..queue import JobQueue
 from .app import EXIT_FAILURE, EXIT_OK, UsageError, load_queue
 from .output import Output
-from .worker import Worker, request_restart, workers_seen
+from .schedules import periodic, stats
+from .worker import Worker, request_restart
 
 __all__ = ["run_command"]
 
@@ -28,7 +29,7 @@ def _run(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
     limits = _limits(args)
     due = 1 if args.once else queue.stats().waiting
     with out.progress(due) as bar:
-        report = queue.run(limits, queues=args.queues, should_stop=bar.tick)
+        report = queue.run(limits, queues=args.queues, should_stop=bar.tick, via="cli-run")
     out.report(report)
     return EXIT_OK
 
@@ -72,11 +73,6 @@ def _show(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
     if job is None:
         return _refused(queue, [args.job_id], "show")
     out.job(job)
-    return EXIT_OK
-
-
-def _stats(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
-    out.stats(queue.stats(), workers_seen(queue))
     return EXIT_OK
 
 
@@ -151,7 +147,8 @@ _COMMANDS: dict[str, Callable[[JobQueue, argparse.Namespace, Output], int]] = {
     "list": _list,
     "failed": _failed,
     "show": _show,
-    "stats": _stats,
+    "stats": stats,
+    "periodic": periodic,
     "retry": _retry,
     "delete": _delete,
     "release": _release,
@@ -172,7 +169,7 @@ def run_command(args: argparse.Namespace) -> int:
         from .doctor import doctor  # noqa: PLC0415
 
         return doctor(args, out)
-    queue = load_queue(args.app, args.db, need_jobs=args.verb in ("run", "work"))
+    queue = load_queue(args.app, args.db, need_jobs=args.verb in ("run", "work", "periodic"))
     try:
         return _COMMANDS[args.verb](queue, args, out)
     except ReqRunnerError as exc:

@@ -147,8 +147,16 @@ _VERBS: dict[str, tuple[str, str]] = {
         "example:\n  reqrunner show 42",
     ),
     "stats": (
-        "counts per state, the oldest due job's age, workers seen",
-        "examples:\n  reqrunner stats\n  reqrunner stats --json",
+        "counts per state, the oldest due job's age, workers seen, trigger health",
+        "Also lists where the latest runs came from (page views, the tick URL, cron, workers)\n"
+        "and warns when runs are further apart than the tightest periodic schedule or the\n"
+        "oldest due job has waited long; --site prints the tick URL to give an uptime monitor.\n\n"
+        "examples:\n  reqrunner stats\n  reqrunner stats --json\n"
+        "  reqrunner stats --site https://example.org/_reqrunner",
+    ),
+    "periodic": (
+        "list the periodic jobs: schedule, next slot, last slot and its outcome",
+        "examples:\n  reqrunner periodic\n  reqrunner periodic --json",
     ),
     "retry": (
         "put failed jobs back in the queue",
@@ -311,7 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_int, default=50, metavar="N", help="at most N jobs (default 50)"
     )
     sub["show"].add_argument("job_id", type=int, metavar="ID", help="the job's id")
-    for name in ("list", "failed", "show", "stats", "ping"):
+    sub["stats"].add_argument(
+        "--site", metavar="URL", help="the site's reqrunner path, to print its tick URL"
+    )
+    for name in ("list", "failed", "show", "stats", "periodic", "ping"):
         sub[name].add_argument("--json", action="store_true", help="print JSON, for scripts")
 
     retry = sub["retry"]

@@ -2,7 +2,8 @@
 
 - Waiting: on PostgreSQL a ``LISTEN reqrunner`` connection (every dispatch sends ``NOTIFY
   reqrunner, '<queue>'`` in its transaction) wakes the worker at once; on SQLite and MySQL it
-  looks again every ``sleep`` seconds, or sooner when a delayed job comes due.
+  looks again every ``sleep`` seconds, or sooner when a delayed job comes due. On every
+  database an idle worker also wakes when a periodic job's next slot comes.
 - Stopping: the first SIGTERM/SIGINT lets the current job finish and exits 0; a second exits at
   once with status 128 + signal, and the runner puts the interrupted job back in the queue.
 - Restarting: ``reqrunner restart`` stores a new value under the meta key ``cli.restart``; a
@@ -194,6 +195,7 @@ class Worker:
                     max_memory=self.limits.max_memory,
                     queues=self.queues,
                     should_stop=self._should_stop,
+                    via="cli-work",
                 )
                 ran += report.ran
                 healthy = True

@@ -6,7 +6,8 @@
 - ``operations.py``: the :class:`~reqrunner.store.operations.Store` a queue, a runner and a
   job context use (enqueue, the claim cycle, leases, what is due), with the writing half of a
   cycle in ``outcomes.py``;
-- ``manage.py``: stats, lists and repairs; ``meta.py``: site-wide values and named leases.
+- ``manage.py``: stats, lists and repairs; ``meta.py``: site-wide values and named leases;
+- ``schedules.py``: the periodic jobs' slots, each taken once across all processes.
 
 Nothing here imports the web side or the CLI.
 """

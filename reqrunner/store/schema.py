@@ -9,7 +9,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import LONGTEXT
 
-__all__ = ["SCHEMA_VERSION", "counters", "jobs", "leases", "meta", "metadata", "results"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "counters",
+    "jobs",
+    "leases",
+    "meta",
+    "metadata",
+    "periodic",
+    "results",
+]
 
 SCHEMA_VERSION = 1
 
@@ -143,6 +152,21 @@ counters = sa.Table(
     sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("outcome", sa.String(16), primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+periodic = sa.Table(
+    "reqrunner_periodic",
+    metadata,
+    # One row per schedule: the latest slot taken (epoch seconds) and the job dispatched for it.
+    # The slot only moves forward, by a compare-and-set UPDATE, so however many processes see
+    # a slot come, one of them takes it: the (name, slot) pair is dispatched at most once.
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("slot", sa.Double, nullable=False),
+    sa.Column("job_id", sa.BigInteger),
+    sa.Column("taken_at", sa.Double, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )

@@ -249,6 +249,8 @@ class MiddlewareCore:
                 return
             if mode == "async" and not self.breaker.is_open and self._self_request(origin):
                 return
+            # In this process after the page: "sync", whatever the mode (an async self-request
+            # that was taken is recorded as "async" by the run it started).
             self.run_bounded(via="sync")
         except Exception:
             logger.exception("reqrunner's after-response run failed")
@@ -331,10 +333,11 @@ class MiddlewareCore:
 
         return answer(self, request)
 
-    def run_from_endpoint(self) -> None:
-        """The bounded run promised by ``{path}/run``'s ``202`` (blocking, never raises)."""
+    def run_from_endpoint(self, via: str = "endpoint") -> None:
+        """The bounded run promised by a ``202`` of ``{path}/run`` or ``{path}/tick``, ``via``
+        naming the trigger (blocking, never raises)."""
         try:
-            self.run_bounded(via="endpoint")
+            self.run_bounded(via=via)
         except Exception:
             logger.exception("reqrunner's run after {path}/run failed")
 
@@ -369,7 +372,7 @@ class MiddlewareCore:
             return not queue.renew_lease(name, token, self.lease_ttl)
 
         try:
-            report = queue.run(self.options.limits, should_stop=should_stop)
+            report = queue.run(self.options.limits, should_stop=should_stop, via=via)
         finally:
             try:
                 queue.release_lease(name, token)

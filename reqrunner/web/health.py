@@ -14,7 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["LAST_RUN", "SELF_REQUEST", "Health", "read", "record"]
+from ..triggers import TriggerRun
+from ..triggers import last_runs as _last_runs
+
+__all__ = ["LAST_RUN", "SELF_REQUEST", "Health", "last_runs", "read", "record"]
 
 logger = logging.getLogger("reqrunner")
 
@@ -47,6 +50,17 @@ def read(queue: _Meta, name: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+class _Prefixed(Protocol):
+    def get_meta_prefixed(self, prefix: str) -> dict[str, str]: ...
+
+
+def last_runs(queue: _Prefixed) -> dict[str, TriggerRun]:
+    """The latest run of each trigger, by where it came from (``sync``, ``async``, ``js``,
+    ``tick``, ``endpoint``, ``admin``, ``cli-run``, ``cli-work``), across all processes: when
+    it ended, how many jobs it ran, why it stopped. See :mod:`reqrunner.triggers`."""
+    return _last_runs(queue)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

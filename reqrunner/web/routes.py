@@ -17,7 +17,7 @@ from .http import Request, Response
 from .signing import Signer
 from .trigger import SCRIPT
 
-__all__ = ["RUN_PURPOSE", "TICK_PURPOSE", "Handler", "Router"]
+__all__ = ["RUN_PURPOSE", "TICK_PURPOSE", "VIA", "Handler", "Router"]
 
 Handler = Callable[[Request], Response]
 """A route: takes the whole request, returns the whole response (blocking; run off any loop)."""
@@ -30,6 +30,9 @@ TICK_PURPOSE = "tick"
 
 DOCTOR_PURPOSE = "doctor"
 """The signing purpose of the tokens ``{path}/doctor`` (what ``reqrunner doctor`` asks) takes."""
+VIA = ("async", "js")
+"""What a POST to ``{path}/run`` may say it is (the self-request, the page's script), for the
+trigger-health records; anything else is recorded as ``endpoint`` (e.g. ``reqrunner ping``)."""
 
 _TEXT = (("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store"))
 
@@ -46,15 +49,16 @@ class Router:
 
     ``signer`` is called for the signer when a token must be checked (the secret may come from the
     database, so it is fetched lazily). ``run`` is the bounded run promised by a ``202``, to be
-    done after the response. ``admin`` handles ``/admin`` and everything below it; without one
-    those paths are 404 like any other unknown path.
+    done after the response; it is told which trigger asked (:data:`VIA`). ``admin`` handles
+    ``/admin`` and everything below it; without one those paths are 404 like any other unknown
+    path.
     """
 
     def __init__(
         self,
         *,
         signer: Callable[[], Signer],
-        run: Callable[[], None],
+        run: Callable[[str], None],
         admin: Handler | None = None,
         probe: Handler | None = None,
     ) -> None:
@@ -81,14 +85,16 @@ class Router:
     def _run_endpoint(self, request: Request) -> Response:
         if request.method != "POST":
             return _plain(405, "Method Not Allowed", ("allow", "POST"))
-        return self._accept(request.form().get("token", ""), RUN_PURPOSE)
+        form = request.form()
+        via = form.get("via", "")
+        return self._accept(form.get("token", ""), RUN_PURPOSE, via if via in VIA else "endpoint")
 
     def _tick(self, request: Request) -> Response:
         """A quiet site's clock: an uptime monitor or a remote cron GETs the signed URL (the
         token is in the query string, since such tools can only fetch a URL)."""
         if request.method not in ("GET", "HEAD", "POST"):
             return _plain(405, "Method Not Allowed", ("allow", "GET, HEAD, POST"))
-        return self._accept(request.query.get("token", ""), TICK_PURPOSE)
+        return self._accept(request.query.get("token", ""), TICK_PURPOSE, "tick")
 
     def _doctor(self, request: Request, probe: Handler) -> Response:
         """What the serving process knows of itself, for ``reqrunner doctor`` (signed GET)."""
@@ -99,14 +105,14 @@ class Router:
             return _plain(403, "Forbidden")
         return probe(request)
 
-    def _accept(self, token: str, purpose: str) -> Response:
+    def _accept(self, token: str, purpose: str, via: str) -> Response:
         if not token or not self._signer().verify(token, purpose):
             return _plain(403, "Forbidden")
         return Response(
             status=202,
             body=b"Accepted",
             headers=(*_TEXT, ("content-length", "8")),
-            after=self._run,
+            after=lambda: self._run(via),
         )
 
     def _script(self, request: Request) -> Response:

@@ -49,7 +49,7 @@ SCRIPT = b"""\
 (function () {
   var s = document.currentScript;
   if (!s || !window.fetch) return;
-  var body = new URLSearchParams({ token: s.dataset.token });
+  var body = new URLSearchParams({ token: s.dataset.token, via: "js" });
   fetch(s.dataset.url, { method: "POST", body: body, keepalive: true, credentials: "omit",
                          cache: "no-store" }).catch(function () {});
 })();
@@ -75,7 +75,7 @@ def post_run(url: str, token: str, *, client: httpx.Client) -> str | None:
     """POST the token to the run endpoint; ``None`` on ``202``, else why it failed (blocking)."""
     timeout = httpx.Timeout(RESPONSE_TIMEOUT, connect=CONNECT_TIMEOUT)
     try:
-        response = client.post(url, data={"token": token}, timeout=timeout)
+        response = client.post(url, data={"token": token, "via": "async"}, timeout=timeout)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc or 'no detail'}"
     if response.status_code != 202:

@@ -21,7 +21,7 @@ from tests.live import Running, free_port, started
 
 USERS_OF_BODY = 12
 # How the last run was started, as the activity page reports it, for each mode on these servers.
-EXPECTED_VIA = {"js": "endpoint", "auto": "sync"}
+EXPECTED_VIA = {"js": "js", "auto": "sync"}
 
 
 @pytest.fixture(params=["asgi", "wsgi"])

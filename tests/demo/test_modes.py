@@ -15,7 +15,7 @@ from tests.live import free_port, started
 
 # How the activity page says the last run was started: after a page's response in the server's
 # own process, or by the signed POST to {path}/run that async mode sends the site itself.
-EXPECTED_VIA = {"sync": "sync", "async": "endpoint"}
+EXPECTED_VIA = {"sync": "sync", "async": "async"}
 
 
 def _count(page: str, state: str) -> int:

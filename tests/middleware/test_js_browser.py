@@ -63,7 +63,7 @@ def test_the_browser_triggers_the_run(kind: str, browser: Browser, tmp_path: Pat
             wait_for(lambda: queue.get_meta("reqrunner.health.last_run"), 10, "the run's record")
             raw = queue.get_meta("reqrunner.health.last_run")
             assert raw is not None
-            assert json.loads(raw)["via"] == "endpoint"
+            assert json.loads(raw)["via"] == "js"
             assert queue.stats().waiting == 0
         finally:
             queue.close()

@@ -98,7 +98,7 @@ def test_the_visitor_does_not_wait_for_the_run(
         assert stamp["start"] >= started
         # The run's record is written after its last job: wait for it, then see who ran it.
         wait_for(lambda: last_run(db), 10, "the run's health record")
-        assert last_run(db)["via"] == ("endpoint" if mode == "async" else "sync")
+        assert last_run(db)["via"] == ("async" if mode == "async" else "sync")
         assert health(db, "self_request") == (
             {} if mode == "sync" else {"at": pytest.approx(started, abs=10), "url": ANY, "ok": True}
         )

@@ -29,10 +29,11 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from ... import triggers
 from ...errors import JobNotFound
 from ...models import JobInfo, JobState
 from ..http import Request, Response
-from . import parts, views
+from . import parts, schedules, views
 from .auth import AdminAccess, BasicAuth, allows
 from .csrf import Csrf
 from .data import overview
@@ -159,15 +160,23 @@ class AdminSite:
 
             reserved = queue.list_jobs(state="reserved", limit=10)
             failed = queue.list_jobs(state="failed", limit=5)
+            data = overview(queue)
+            tick_url = self._tick_url(request)
+            runs = triggers.last_runs(queue)
+            warnings = triggers.assess(runs, data.stats, queue.periodic_jobs.tightest_interval())
+            periodic = schedules.section(
+                page, queue.periodic_jobs.describe(), runs, warnings, tick_url
+            )
             html = views.overview_page(
                 page,
-                overview(queue),
+                data,
                 self._host.health(),
-                tick_url=self._tick_url(request),
+                tick_url=tick_url,
                 reserved=reserved,
                 failed=failed,
                 query=query,
                 doctor=stored(queue),
+                periodic=periodic,
             )
             return _response(200, html.encode(), "text/html; charset=utf-8", *extra)
         if path == "/jobs":

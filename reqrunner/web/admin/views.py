@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["detail_page", "list_page", "message_page", "overview_page"]
 
+_NOTHING = Safe("")
+
 OVERDUE_WARNING = 3600.0
 """Seconds: a due job older than this means nothing is running the queue often enough."""
 
@@ -47,9 +49,11 @@ def overview_page(
     failed: Sequence[JobInfo],
     query: Mapping[str, str],
     doctor: Report | None = None,
+    periodic: Safe = _NOTHING,
 ) -> str:
-    """The landing page: counts, throughput, health, doctor's latest report, what runs now,
-    the latest failures."""
+    """The landing page: counts, the periodic jobs (``periodic``, rendered by
+    :mod:`~reqrunner.web.admin.schedules`), throughput, health, doctor's latest report, what
+    runs now, the latest failures."""
     stats = data.stats
     counts = {
         "waiting": stats.waiting,
@@ -74,6 +78,7 @@ def overview_page(
         flash=parts.flash(query),
         tiles=tiles,
         due=_due(data, health),
+        periodic=periodic,
         actions=_overview_actions(page, stats.failed),
         health=_health(page, data, health, tick_url),
         hour=_finished("hour", "Last hour", data.last_hour),
