@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ... import memory
+from ... import memory, triggers
 from ...models import Limits
 from .. import health
 from ..admin.data import workers_seen
@@ -29,13 +29,16 @@ SMALL_BUDGET = 64 << 20
 
 
 def last_runs(queue: JobQueue) -> dict[str, float]:
-    """When each trigger last ran a batch (``sync``, ``endpoint``, ``admin``, …), as seconds
-    since the epoch. Read from the middleware's last-run record, which knows only the latest
-    run and its trigger; the one place to change when runs are recorded per trigger."""
+    """When each trigger last ran a batch (``sync``, ``tick``, ``cli-run``, ``admin``, …), as
+    seconds since the epoch, across every process: the per-trigger records the runs keep
+    (:func:`reqrunner.triggers.last_runs`), and the middleware's last-run record for a run
+    made before those existed."""
+    found = {via: run.at for via, run in triggers.last_runs(queue).items()}
     record = health.read(queue, health.LAST_RUN)
-    if record is None or not isinstance(record.get("at"), int | float):
-        return {}
-    return {str(record.get("via", "unknown")): float(record["at"])}
+    if record is not None and isinstance(record.get("at"), int | float):
+        via = str(record.get("via", "unknown"))
+        found[via] = max(found.get(via, 0.0), float(record["at"]))
+    return found
 
 
 def limit_checks(limits: Limits, facts: Mapping[str, Any] | None) -> list[Check]:
