@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import StoreError
 from .dialects import Cursor, Dialect, for_dialect, for_engine
@@ -131,15 +130,20 @@ class Database:
             self._schema_ready = True
 
     def _create_missing(self, cur: Cursor) -> None:
-        existing = self.dialect.existing_tables(cur)
-        dialect = self.engine.dialect
+        # Indexes are created when missing too, not only with their table: a database made by
+        # an older reqrunner gets the indexes a newer one adds the first time it opens it.
+        dialect = self.dialect
+        existing = dialect.existing_tables(cur)
+        indexes = dialect.existing_indexes(cur)
         for table in metadata.sorted_tables:
-            if table.name in existing:
-                continue
-            cur.execute(str(CreateTable(table).compile(dialect=dialect)))
+            if table.name not in existing:
+                cur.execute(dialect.create_table(table))
+                log.info("created table %s in %s", table.name, self.safe_url)
             for index in table.indexes:
-                cur.execute(str(CreateIndex(index).compile(dialect=dialect)))
-            log.info("created table %s in %s", table.name, self.safe_url)
+                if index.name not in indexes:
+                    cur.execute(dialect.create_index(index))
+                    if table.name in existing:
+                        log.info("created index %s in %s", index.name, self.safe_url)
         q = self.dialect.q
         cur.execute(q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",))
         row = cur.fetchone()

@@ -24,6 +24,19 @@ _INFO_COLUMNS = (
 
 _STATES = {s.value for s in JobState} | {"delayed", "due"}
 
+_STATS = (
+    f"SELECT (SELECT COUNT(*) FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?), "
+    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'waiting' AND available_at > ?), "
+    f"(SELECT MIN(available_at) FROM {JOBS} WHERE state = 'waiting'), "
+    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'reserved'), "
+    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'failed'), "
+    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'done')"
+)
+
+#: Finished states: listed newest first, through the index by finish time (whose partial
+#: predicate the condition repeats, so that every database can use it).
+_FINISHED = {"failed", "done"}
+
 
 def state_filter(state: JobState | str | None, now: float) -> tuple[str, tuple[Any, ...]]:
     """SQL condition and parameters for a state name; ``delayed`` and ``due`` split waiting."""
@@ -36,7 +49,10 @@ def state_filter(state: JobState | str | None, now: float) -> tuple[str, tuple[A
         return "state = 'waiting' AND available_at > ?", (now,)
     if value == "due":
         return "state = 'waiting' AND available_at <= ?", (now,)
-    return "state = ?", (value,)
+    if value in _FINISHED:
+        return f"state = '{value}' AND finished_at IS NOT NULL", ()
+    # A literal, not a parameter: a partial index's predicate is matched against it.
+    return f"state = '{value}'", ()
 
 
 def _when(ts: float | None) -> datetime | None:
@@ -96,25 +112,20 @@ class Manager:
 
     def stats(self) -> QueueStats:
         now = time.time()
+        # One statement, so one snapshot on every database (two SELECTs at READ COMMITTED
+        # could count a job twice or not at all as it moved between them), and each count
+        # one range of an index rather than a pass over the whole table.
         with self.db.read() as cur:
-            cur.execute(f"SELECT state, COUNT(*) FROM {JOBS} GROUP BY state")
-            counts = {str(state): int(n) for state, n in cur.fetchall()}
-            cur.execute(
-                self.q(
-                    f"SELECT COUNT(*), MIN(available_at) FROM {JOBS} "
-                    "WHERE state = 'waiting' AND available_at <= ?"
-                ),
-                (now,),
-            )
-            due, oldest = cur.fetchone()
-        waiting = counts.get("waiting", 0)
+            cur.execute(self.q(_STATS), (now, now))
+            due, delayed, earliest, reserved, failed, done = cur.fetchone()
+        oldest = None if earliest is None or earliest > now else now - float(earliest)
         return QueueStats(
             waiting=int(due),
-            delayed=waiting - int(due),
-            reserved=counts.get("reserved", 0),
-            failed=counts.get("failed", 0),
-            done=counts.get("done", 0),
-            oldest_due_age=None if oldest is None else max(0.0, now - float(oldest)),
+            delayed=int(delayed),
+            reserved=int(reserved),
+            failed=int(failed),
+            done=int(done),
+            oldest_due_age=oldest,
         )
 
     def _where(
@@ -146,17 +157,22 @@ class Manager:
         if not (isinstance(limit, int) and isinstance(offset, int)) or limit < 1 or offset < 0:
             raise ValueError(f"limit must be >= 1 and offset >= 0, got {limit!r}, {offset!r}")
         where, params = self._where(state, queue, name)
-        # Failed and done jobs newest first (what the admin wants to see); the rest in the
-        # order a runner would take them.
-        order = (
-            "finished_at DESC, id DESC"
-            if state in ("failed", "done", JobState.FAILED, JobState.DONE)
-            else "priority DESC, available_at, id"
-        )
+        # Failed and done jobs newest first (what the admin wants to see); the others of one
+        # state in the order a runner would take them; all jobs newest first. Each order is
+        # an index's, so a page costs the same however many jobs there are.
+        value = state.value if isinstance(state, JobState) else state and str(state).lower()
+        if value in _FINISHED:
+            order, index = "finished_at DESC, id DESC", "ix_reqrunner_jobs_finished"
+        elif value is None:
+            order, index = "id DESC", None
+        else:
+            order, index = "priority DESC, available_at, id", "ix_reqrunner_jobs_claim"
+        hint = self.db.dialect.use_index(index) if index else ""
         with self.db.read() as cur:
             cur.execute(
                 self.q(
-                    f"SELECT {_INFO_COLUMNS} FROM {JOBS}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+                    f"SELECT {_INFO_COLUMNS} FROM {JOBS}{hint}{where} ORDER BY {order} "
+                    "LIMIT ? OFFSET ?"
                 ),
                 (*params, limit, offset),
             )

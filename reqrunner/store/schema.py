@@ -18,6 +18,11 @@ metadata = sa.MetaData()
 # are never handed out again: a job id a caller holds must not come to name another job.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+# Tables and indexes carry their per-database options in ``info`` rather than as SQLAlchemy's
+# ``mysql_engine=``-style keywords: those load every named database's SQLAlchemy dialect when
+# this module is imported, which a process using SQLite pays for nothing.
+_MYSQL = {"engine": "InnoDB", "charset": "utf8mb4"}
+
 jobs = sa.Table(
     "reqrunner_jobs",
     metadata,
@@ -57,27 +62,59 @@ jobs = sa.Table(
         "id",
     ),
     # Every index entry costs each insert, claim and delete about as much as the row itself,
-    # so the claim index is the only one every job gets: its (state, …) prefix also serves
-    # "is anything due?", the lease recovery and the scans of failed and done jobs.
+    # so each index here serves a query that would otherwise grow with the table. The claim
+    # index gives the claim its order and the reserved jobs (lease recovery, the running list);
+    # with ``state`` fixed its ``available_at`` is no range bound (priority comes first), so
+    # "is anything due", the earliest due time and the empty claim have an index of their own,
+    # holding only waiting jobs where the database has partial indexes.
+    sa.Index(
+        "ix_reqrunner_jobs_due",
+        "state",
+        "available_at",
+        info={"where": {"sqlite": "state = 'waiting'", "postgresql": "state = 'waiting'"}},
+    ),
+    # Failed and done jobs by the time they finished: the newest-first lists and the prune.
+    # Jobs that have not finished stay out of it where the database has partial indexes.
+    sa.Index(
+        "ix_reqrunner_jobs_finished",
+        "state",
+        "finished_at",
+        "id",
+        info={
+            "where": {
+                "sqlite": "finished_at IS NOT NULL",
+                "postgresql": "finished_at IS NOT NULL",
+            }
+        },
+    ),
     # The unique index holds only the jobs that have a key (MySQL has no partial indexes, but
     # lets any number of rows share NULL).
     sa.Index(
         "ux_reqrunner_jobs_unique_slot",
         "unique_slot",
         unique=True,
-        sqlite_where=sa.text("unique_slot IS NOT NULL"),
-        postgresql_where=sa.text("unique_slot IS NOT NULL"),
+        info={
+            "where": {"sqlite": "unique_slot IS NOT NULL", "postgresql": "unique_slot IS NOT NULL"}
+        },
     ),
-    sqlite_autoincrement=True,
-    # A queue table churns: every job is inserted, updated twice and deleted. Vacuum it early so
-    # dead index entries do not slow the SKIP LOCKED scans, and leave room for HOT updates.
-    postgresql_with={
-        "fillfactor": "80",
-        "autovacuum_vacuum_scale_factor": "0.02",
-        "autovacuum_vacuum_cost_delay": "0",
+    # Options per database, applied by the database's dialect when it creates the table, so
+    # that declaring them loads no other database's SQLAlchemy dialect.
+    info={
+        "options": {
+            "sqlite": {"autoincrement": True},
+            # A queue table churns: every job is inserted, updated twice and deleted. Vacuum it
+            # early so dead index entries do not slow the SKIP LOCKED scans, and leave room
+            # for HOT updates.
+            "postgresql": {
+                "with": {
+                    "fillfactor": "80",
+                    "autovacuum_vacuum_scale_factor": "0.02",
+                    "autovacuum_vacuum_cost_delay": "0",
+                }
+            },
+            "mysql": _MYSQL,
+        }
     },
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
 )
 
 meta = sa.Table(
@@ -85,8 +122,7 @@ meta = sa.Table(
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
+    info={"options": {"mysql": _MYSQL}},
 )
 
 leases = sa.Table(
@@ -95,8 +131,7 @@ leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("token", sa.String(32)),
     sa.Column("expires_at", sa.Double, nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
+    info={"options": {"mysql": _MYSQL}},
 )
 
 counters = sa.Table(
@@ -107,6 +142,5 @@ counters = sa.Table(
     sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("outcome", sa.String(16), primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
+    info={"options": {"mysql": _MYSQL}},
 )

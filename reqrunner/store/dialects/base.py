@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..records import Claimed, NewJob
 
@@ -33,6 +34,8 @@ __all__ = [
     "CLAIM_COLUMNS",
     "CLAIM_ORDER",
     "CLAIM_SET",
+    "DUE_GUARD",
+    "DUE_LIMIT",
     "INSERT",
     "INSERT_CHUNK",
     "INSERT_COLUMNS",
@@ -104,6 +107,15 @@ def due_where(queues: int) -> str:
     """The condition of a claimable job. Parameters: now, then one per queue name."""
     where = "state = 'waiting' AND available_at <= ?"
     return f"{where} AND queue IN ({marks(queues)})" if queues else where
+
+
+#: Whether any job is due, through the due index. Parameter: now.
+DUE_GUARD = f"EXISTS (SELECT 1 FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?)"
+#: A claim's LIMIT: the batch size when any job is due, else 0. On a table of delayed jobs the
+#: claim index (priority first) would otherwise be walked through every one of them before an
+#: empty claim ends; the guard is uncorrelated, so it is evaluated once, before the scan, and a
+#: LIMIT of 0 ends the statement without one. Parameters: now, limit.
+DUE_LIMIT = f"CASE WHEN {DUE_GUARD} THEN ? ELSE 0 END"
 
 
 def chunks(jobs: Sequence[NewJob]) -> Iterator[tuple[int, list[Any]]]:
@@ -191,6 +203,11 @@ class Dialect(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.engine.url.render_as_string(hide_password=True)}>"
 
+    def use_index(self, index: str) -> str:
+        """What follows a table's name to make a query read it through ``index`` (nothing by
+        default: the planner's statistics choose well)."""
+        return ""
+
     def q(self, sql: str) -> str:
         """Return ``sql`` with its ``?`` placeholders in this driver's style."""
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
@@ -245,6 +262,29 @@ class Dialect(ABC):
     @abstractmethod
     def existing_tables(self, cur: Cursor) -> set[str]:
         """The names of the tables in the database (the schema) reqrunner works in."""
+
+    @abstractmethod
+    def existing_indexes(self, cur: Cursor) -> set[str]:
+        """The names of the indexes in the database (the schema) reqrunner works in."""
+
+    def create_table(self, table: sa.Table) -> str:
+        """``CREATE TABLE`` for ``table``, with the options ``schema.py`` gives this database
+        (``table.info["options"][name]``, applied by :meth:`table_options`)."""
+        options = table.info.get("options", {}).get(self.name, {})
+        sql = str(CreateTable(table).compile(dialect=self.engine.dialect)).rstrip()
+        return sql + self.table_options(table, options)
+
+    def table_options(self, table: sa.Table, options: dict[str, Any]) -> str:
+        """What follows this database's ``CREATE TABLE (…)`` for ``options`` (nothing by
+        default)."""
+        return ""
+
+    def create_index(self, index: sa.Index) -> str:
+        """``CREATE INDEX`` for ``index``, partial where ``schema.py`` gives this database a
+        predicate (``index.info["where"][name]``)."""
+        sql = str(CreateIndex(index).compile(dialect=self.engine.dialect)).rstrip()
+        where = index.info.get("where", {}).get(self.name)
+        return f"{sql} WHERE {where}" if where else sql
 
     # -- dispatch ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from ..records import Claimed, NewJob
@@ -18,6 +19,7 @@ from .base import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
+    DUE_LIMIT,
     INSERT,
     JOBS,
     VALUES_ROW,
@@ -88,6 +90,16 @@ class PostgresDialect(Dialect):
         )
         return {str(name) for (name,) in cur.fetchall()}
 
+    def existing_indexes(self, cur: Cursor) -> set[str]:
+        cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        return {str(name) for (name,) in cur.fetchall()}
+
+    def table_options(self, table: sa.Table, options: dict[str, Any]) -> str:
+        storage = options.get("with")
+        if not storage:
+            return ""
+        return " WITH (" + ", ".join(f"{key} = {value}" for key, value in storage.items()) + ")"
+
     # -- dispatch ---------------------------------------------------------------------------------
 
     def insert_one(self, cur: Cursor, job: NewJob) -> int:
@@ -119,14 +131,14 @@ class PostgresDialect(Dialect):
             # ``id = ANY(ARRAY(…))`` keeps the index plan once psycopg prepares the statement;
             # ``id IN (… LIMIT $n)`` flips to a seq scan + hash join under a generic plan.
             chosen = (
-                f"SELECT id FROM {JOBS} WHERE {due_where(len(queues))} {CLAIM_ORDER} LIMIT ? "
-                "FOR UPDATE SKIP LOCKED"
+                f"SELECT id FROM {JOBS} WHERE {due_where(len(queues))} {CLAIM_ORDER} "
+                f"LIMIT {DUE_LIMIT} FOR UPDATE SKIP LOCKED"
             )
             sql = self._claims[len(queues)] = self.q(
                 f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id = ANY(ARRAY({chosen})) "
                 f"RETURNING {', '.join(CLAIM_COLUMNS)}"
             )
-        cur.execute(sql, (token, now, now, now, *queues, limit))
+        cur.execute(sql, (token, now, now, now, *queues, now, limit))
         return claimed(cur, cur.fetchall(), token)
 
 
