@@ -20,6 +20,7 @@ from .store.database import Database, resolve_engine
 from .store.manage import Manager
 from .store.meta import Meta
 from .store.operations import NewJob, Store
+from .store.retention import Retention, age_seconds
 
 __all__ = ["JobQueue"]
 
@@ -40,6 +41,11 @@ class JobQueue:
     ``keep_done=True`` keeps finished jobs (state ``done``) until :meth:`prune` removes them;
     by default a finished job is deleted. ``busy_timeout`` is how long a SQLite write waits for
     another writer.
+
+    Old jobs are pruned by default, a little at a time: every :meth:`run` (once a minute per
+    process at most, a few thousand rows at most, in short transactions) deletes failed jobs
+    that finished more than ``prune_failed_after`` ago (180 days) and kept done jobs older than
+    ``prune_done_after`` (7 days). A timedelta or seconds; None keeps them.
     """
 
     def __init__(
@@ -48,7 +54,13 @@ class JobQueue:
         *,
         keep_done: bool = False,
         busy_timeout: float = 5.0,
+        prune_failed_after: timedelta | float | None = timedelta(days=180),
+        prune_done_after: timedelta | float | None = timedelta(days=7),
     ) -> None:
+        self._retention = Retention(
+            age_seconds(prune_failed_after, "prune_failed_after"),
+            age_seconds(prune_done_after, "prune_done_after"),
+        )
         self.engine = resolve_engine(url_or_engine)
         self._busy_timeout = busy_timeout
         self._db = Database(self.engine, busy_timeout=busy_timeout)
@@ -73,7 +85,13 @@ class JobQueue:
     def with_database(self, url_or_engine: str | Engine) -> JobQueue:
         """A queue on another database with the same jobs registered and the same options
         (what the CLI's ``--db`` uses to point an app's jobs at another store)."""
-        other = JobQueue(url_or_engine, keep_done=self.keep_done, busy_timeout=self._busy_timeout)
+        other = JobQueue(
+            url_or_engine,
+            keep_done=self.keep_done,
+            busy_timeout=self._busy_timeout,
+            prune_failed_after=self._retention.failed,
+            prune_done_after=self._retention.done,
+        )
         for name, defined in self._jobs.items():
             other._jobs[name] = Job(other, defined.fn, defined.options)
         return other
@@ -212,7 +230,12 @@ class JobQueue:
             raise TypeError(f"limits must be a reqrunner.Limits, not {limits!r}")
         if isinstance(queues, str):
             raise TypeError(f"queues is a list of queue names; write queues=[{queues!r}]")
-        return Runner(self.store, self._jobs, limits, queues=queues, should_stop=should_stop).run()
+        report = Runner(
+            self.store, self._jobs, limits, queues=queues, should_stop=should_stop
+        ).run()
+        if self._retention.due():
+            self._retention.step(self._db)
+        return report
 
     def next_due_in(self, queues: Sequence[str] | None = None) -> float | None:
         """Seconds until a job can be claimed (0.0 when one can now), None when none waits."""

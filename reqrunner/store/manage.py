@@ -13,6 +13,7 @@ from typing import Any
 from ..models import JobError, JobInfo, JobState, QueueStats
 from .database import Database
 from .dialects import JOBS, fetch_records
+from .retention import age_seconds, prune_state
 
 __all__ = ["Manager", "state_filter"]
 
@@ -92,15 +93,6 @@ def _info(row: dict[str, Any]) -> JobInfo:
         finished_at=_when(row["finished_at"]),
         unique_key=row["unique_key"],
     )
-
-
-def _seconds(value: timedelta | float | None, what: str) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise ValueError(f"{what} must be a timedelta or seconds >= 0, or None; got {value!r}")
-    return float(seconds)
 
 
 class Manager:
@@ -228,14 +220,13 @@ class Manager:
         failed_older_than: timedelta | float | None,
         done_older_than: timedelta | float | None,
     ) -> int:
-        failed = _seconds(failed_older_than, "failed_older_than")
-        done = _seconds(done_older_than, "done_older_than")
+        failed = age_seconds(failed_older_than, "failed_older_than")
+        done = age_seconds(done_older_than, "done_older_than")
         now, removed = time.time(), 0
         for state, age in (("failed", failed), ("done", done)):
             if age is not None:
-                removed += self._update(
-                    f"DELETE FROM {JOBS} WHERE state = ? AND finished_at < ?", (state, now - age)
-                )
+                removed += prune_state(self.db, state, now - age)
         # Outcome counters are kept for a week: the admin shows the last day.
         self._update("DELETE FROM reqrunner_counters WHERE bucket < ?", (now - 7 * 86400,))
+        self.db.dialect.after_prune(removed)
         return removed

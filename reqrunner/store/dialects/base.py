@@ -349,6 +349,23 @@ class Dialect(ABC):
             f"reserved_until = NULL WHERE token = ? AND id IN ({marks(ids)})"
         )
 
+    # -- pruning ----------------------------------------------------------------------------------
+
+    def prune_batch(self, cur: Cursor, state: str, before: float, limit: int) -> int:
+        """Delete up to ``limit`` ``state`` jobs that finished before ``before``, oldest first,
+        through the finished index; how many were deleted."""
+        cur.execute(
+            self.q(
+                f"DELETE FROM {JOBS} WHERE id IN (SELECT id FROM {JOBS} WHERE state = ? "
+                "AND finished_at IS NOT NULL AND finished_at < ? ORDER BY finished_at LIMIT ?)"
+            ),
+            (state, before, limit),
+        )
+        return int(cur.rowcount)
+
+    def after_prune(self, removed: int) -> None:  # noqa: B027 (a hook; nothing by default)
+        """Give back what a prune of ``removed`` rows left behind (nothing by default)."""
+
     # -- upserts ----------------------------------------------------------------------------------
 
     def upsert_meta(self) -> str:

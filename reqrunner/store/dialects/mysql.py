@@ -158,6 +158,25 @@ class MySQLDialect(Dialect):
         )
         return jobs
 
+    # -- pruning ----------------------------------------------------------------------------------
+
+    def prune_batch(self, cur: Cursor, state: str, before: float, limit: int) -> int:
+        # MySQL takes no LIMIT in an IN subquery and MariaDB no index hint in a DELETE (and
+        # left to itself it picks the due index and sorts): the ids are chosen first.
+        cur.execute(
+            self.q(
+                f"SELECT id FROM {JOBS}{self.use_index('ix_reqrunner_jobs_finished')} "
+                "WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? "
+                "ORDER BY finished_at LIMIT ?"
+            ),
+            (state, before, limit),
+        )
+        ids = [int(row[0]) for row in cur.fetchall()]
+        if not ids:
+            return 0
+        cur.execute(self.q(f"DELETE FROM {JOBS} WHERE id IN ({marks(len(ids))})"), ids)
+        return int(cur.rowcount)
+
     # -- upserts ----------------------------------------------------------------------------------
 
     def upsert_meta(self) -> str:

@@ -142,6 +142,17 @@ class PostgresDialect(Dialect):
         return claimed(cur, cur.fetchall(), token)
 
 
+    def prune_batch(self, cur: Cursor, state: str, before: float, limit: int) -> int:
+        # ANY(ARRAY(…)) for the reason the claim uses it: IN (… LIMIT) flips to a seq scan
+        # under a generic plan.
+        cur.execute(
+            f"DELETE FROM {JOBS} WHERE id = ANY(ARRAY(SELECT id FROM {JOBS} WHERE state = %s "
+            "AND finished_at IS NOT NULL AND finished_at < %s ORDER BY finished_at LIMIT %s))",
+            (state, before, limit),
+        )
+        return int(cur.rowcount)
+
+
 class PostgresListener:
     """A connection of its own, in autocommit, that LISTENs on channel ``reqrunner``."""
 

@@ -35,7 +35,13 @@ from .base import (
     due_where,
 )
 
-__all__ = ["SqliteDialect"]
+__all__ = ["JOURNAL_SIZE_LIMIT", "SqliteDialect"]
+
+#: Bytes the WAL file is cut back to when it is reset after a checkpoint.
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+#: Rows a prune must have deleted to be worth a checkpoint of its own.
+_CHECKPOINT_AFTER = 10_000
 
 
 class SqliteDialect(Dialect):
@@ -89,6 +95,9 @@ class SqliteDialect(Dialect):
         # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file,
         # and no fsync per commit (the same durability huey and Django users run with).
         con.execute("PRAGMA synchronous=NORMAL")
+        # The WAL is reused from its start after each complete checkpoint, but never shrinks
+        # by itself: one big write would leave it at its largest for good.
+        con.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         local.con, local.pid = con, os.getpid()
         return con
 
@@ -129,6 +138,12 @@ class SqliteDialect(Dialect):
     def is_deadlock(self, exc: BaseException | None) -> bool:
         # Writers queue for the one write lock (the busy timeout); they never deadlock.
         return False
+
+    def after_prune(self, removed: int) -> None:
+        # A PASSIVE checkpoint copies what the deletes wrote into the database without waiting
+        # for (or blocking) anyone; the next writer then restarts the WAL, cut to the limit.
+        if removed >= _CHECKPOINT_AFTER:
+            self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- schema -----------------------------------------------------------------------------------
 
