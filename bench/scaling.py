@@ -57,7 +57,7 @@ def _rows(state: str, n: int, now: float) -> list[NewJob]:
     year = 365 * 86400.0
     return [
         NewJob(
-            "bench.noop", "default", state, 0, '[[], {"n": %d}]' % i,
+            "bench.noop", "default", state, 0, f'[[], {{"n": {i}}}]',
             now + year + i if state == "waiting" else now - 86400.0 * 30 * i / max(n, 1),
             1, 3, 300.0, 5.0, None, None, now - 86400.0 * 30,
         )
@@ -181,7 +181,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,100000,1000000")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--pg", default=os.environ.get("REQRUNNER_TEST_POSTGRES_URL", DEFAULT_PG))
-    parser.add_argument("--mysql", default=os.environ.get("REQRUNNER_TEST_MYSQL_URL", DEFAULT_MYSQL))
+    parser.add_argument(
+        "--mysql", default=os.environ.get("REQRUNNER_TEST_MYSQL_URL", DEFAULT_MYSQL)
+    )
     parser.add_argument("--only", choices=["sqlite", "postgresql", "mysql"])
     args = parser.parse_args()
     sizes = [0, 2_000] if args.quick else [int(s) for s in args.sizes.split(",")]

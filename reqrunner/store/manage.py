@@ -25,6 +25,9 @@ _INFO_COLUMNS = (
 
 _STATES = {s.value for s in JobState} | {"delayed", "due"}
 
+#: Seconds ahead within which a waiting job counts as due in :meth:`Manager.stats`.
+DUE_GRACE = 1.0
+
 _STATS = (
     f"SELECT (SELECT COUNT(*) FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?), "
     f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'waiting' AND available_at > ?), "
@@ -107,8 +110,11 @@ class Manager:
         # One statement, so one snapshot on every database (two SELECTs at READ COMMITTED
         # could count a job twice or not at all as it moved between them), and each count
         # one range of an index rather than a pass over the whole table.
+        # A job dispatched for now while this runs carries a time a little after ``now``: it
+        # counts as waiting, not delayed, if it is due within DUE_GRACE.
+        soon = now + DUE_GRACE
         with self.db.read() as cur:
-            cur.execute(self.q(_STATS), (now, now))
+            cur.execute(self.q(_STATS), (soon, soon))
             due, delayed, earliest, reserved, failed, done = cur.fetchone()
         oldest = None if earliest is None or earliest > now else now - float(earliest)
         return QueueStats(

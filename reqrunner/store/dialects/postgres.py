@@ -141,7 +141,6 @@ class PostgresDialect(Dialect):
         cur.execute(sql, (token, now, now, now, *queues, now, limit))
         return claimed(cur, cur.fetchall(), token)
 
-
     def prune_batch(self, cur: Cursor, state: str, before: float, limit: int) -> int:
         # ANY(ARRAY(…)) for the reason the claim uses it: IN (… LIMIT) flips to a seq scan
         # under a generic plan.
