@@ -58,8 +58,9 @@ def resolve_engine(url_or_engine: str | Engine | None) -> Engine:
             "postgresql://user@host/db or mysql://user@host/db"
         ) from exc
     # The dialect refuses what it cannot serve and names the driver where the URL names none.
-    url = for_dialect(url.get_backend_name()).resolve_url(url)
-    return sa.create_engine(url, pool_pre_ping=True)
+    dialect = for_dialect(url.get_backend_name())
+    url = dialect.resolve_url(url)
+    return sa.create_engine(url, pool_pre_ping=dialect.pre_ping)
 
 
 class Database:
@@ -93,6 +94,10 @@ class Database:
                 with self.write() as cur:
                     return work(cur)
             except StoreError as exc:
+                if attempt == 1 and self.dialect.is_disconnect(exc.__cause__):
+                    # The connection died under us (a restarted server, a killed backend):
+                    # nothing was committed, so the transaction runs again, on a new one.
+                    continue
                 if attempt == attempts or not self.dialect.is_deadlock(exc.__cause__):
                     raise
                 time.sleep(random.uniform(0.001, 0.01) * attempt)

@@ -179,6 +179,9 @@ class Dialect(ABC):
     """Whether :meth:`listener` gives a connection woken by every dispatch."""
     row_lock: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
     """What makes a SELECT lock its rows, skipping rows others have locked."""
+    pre_ping: ClassVar[bool] = True
+    """Whether the pool tests each connection with a round trip before handing it out; a
+    dialect that tells a dead connection by other means (:meth:`stale`) turns it off."""
 
     def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
         self.engine = engine
@@ -222,6 +225,9 @@ class Dialect(ABC):
         statement. ``write``: the transaction will write.
         """
         raw = self.engine.raw_connection()
+        if self.stale(raw):
+            raw.invalidate()
+            raw = self.engine.raw_connection()
         try:
             if not raw.info.get("reqrunner_session"):
                 self.setup_session(raw)
@@ -234,6 +240,21 @@ class Dialect(ABC):
     def setup_session(self, raw: Any) -> None:  # noqa: B027 (a hook; nothing by default)
         """Prepare a new pooled connection for reqrunner's transactions (nothing by default)."""
 
+    def stale(self, raw: Any) -> bool:
+        """Whether a pooled connection is known dead without asking the server (never, by
+        default: the pool's pre-ping asks)."""
+        return False
+
+    def is_disconnect(self, exc: BaseException | None) -> bool:
+        """Whether a driver error means the connection was lost."""
+        error = driver_error(exc)
+        dbapi = self.engine.dialect.dbapi
+        return (
+            dbapi is not None
+            and isinstance(error, dbapi.Error)
+            and bool(self.engine.dialect.is_disconnect(error, None, None))
+        )
+
     def end(self, connection: Any, *, commit: bool) -> None:
         """Commit or roll back the transaction :meth:`begin` started, and let go of it."""
         try:
@@ -241,6 +262,11 @@ class Dialect(ABC):
                 connection.commit()
             else:
                 connection.rollback()
+        except BaseException as exc:
+            # A connection lost mid-transaction must not go back to the pool.
+            if self.is_disconnect(exc):
+                connection.invalidate()
+            raise
         finally:
             connection.close()
 

@@ -7,6 +7,7 @@ polling.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,12 +35,19 @@ __all__ = ["PostgresDialect", "PostgresListener"]
 
 CHANNEL = "reqrunner"
 
+#: libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK), named here so that this module does not
+#: import psycopg before a PostgreSQL connection exists.
+_CONNECTION_OK = 0
+
 #: PostgreSQL types of the inserted columns, for the one-statement bulk insert.
 _TYPES = {
     "name": "text", "queue": "text", "state": "text", "priority": "int", "payload": "text",
     "available_at": "float8", "attempts": "int", "max_attempts": "int", "ttr": "float8",
     "backoff": "float8", "unique_slot": "text", "unique_key": "text", "created_at": "float8",
 }  # fmt: skip
+
+#: admin_shutdown, crash_shutdown, cannot_connect_now (the connection exceptions are class 08)
+_GONE_STATES = frozenset({"57P01", "57P02", "57P03"})
 
 #: deadlock_detected, serialization_failure, lock_not_available
 _RETRY_STATES = frozenset({"40P01", "40001", "55P03"})
@@ -75,6 +83,24 @@ class PostgresDialect(Dialect):
 
     def is_deadlock(self, exc: BaseException | None) -> bool:
         return getattr(driver_error(exc), "sqlstate", None) in _RETRY_STATES
+
+    # A pre-ping is a round trip per transaction (a fifth of a dispatch); an idle connection
+    # the server has closed is told by its socket instead, and a connection lost after that
+    # check costs its transaction one retry (Database.write_retrying).
+    pre_ping = False
+
+    def is_disconnect(self, exc: BaseException | None) -> bool:
+        state = getattr(driver_error(exc), "sqlstate", None) or ""
+        return state in _GONE_STATES or state.startswith("08") or super().is_disconnect(exc)
+
+    def stale(self, raw: Any) -> bool:
+        conn = raw.driver_connection
+        if conn is None or conn.closed or conn.pgconn.status != _CONNECTION_OK:
+            return True
+        # An idle connection has nothing to read: data waiting means the server spoke first,
+        # which it does when it ends the session (a FATAL message, then EOF).
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        return bool(readable)
 
     # -- schema -----------------------------------------------------------------------------------
 
