@@ -156,13 +156,13 @@ class Manager:
             raise ValueError(f"limit must be >= 1 and offset >= 0, got {limit!r}, {offset!r}")
         where, params = self._where(state, queue, name)
         # Failed and done jobs newest first (what the admin wants to see); the others of one
-        # state in the order a runner would take them; all jobs newest first. Each order is
-        # an index's, so a page costs the same however many jobs there are.
+        # state in the order a runner would take them; all jobs in the order they came. Each
+        # order is an index's, so a page costs the same however many jobs there are.
         value = state.value if isinstance(state, JobState) else state and str(state).lower()
         if value in _FINISHED:
             order, index = "finished_at DESC, id DESC", "ix_reqrunner_jobs_finished"
         elif value is None:
-            order, index = "id DESC", None
+            order, index = "id", None
         else:
             order, index = "priority DESC, available_at, id", "ix_reqrunner_jobs_claim"
         hint = self.db.dialect.use_index(index) if index else ""

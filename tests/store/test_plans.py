@@ -149,8 +149,8 @@ MUST_USE = {
 PROBLEMS = {"sqlite": problems_sqlite, "postgresql": problems_postgresql, "mysql": problems_mysql}
 
 
-#: A page of all jobs reads the primary key backwards and stops at the page's end.
-PRIMARY_KEY_PAGE = "ORDER BY id DESC LIMIT ? OFFSET ?"
+#: A page of all jobs reads the primary key in order and stops at the page's end.
+PRIMARY_KEY_PAGE = "ORDER BY id LIMIT ? OFFSET ?"
 
 
 def test_every_query_of_every_operation_uses_an_index(db_url: str) -> None:
