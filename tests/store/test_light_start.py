@@ -14,10 +14,9 @@ import reqrunner
 queue = reqrunner.JobQueue(sys.argv[1])
 queue.stats()
 queue.close()
-print(sorted(
-    {{".".join(m.split(".")[:3]) for m in sys.modules if m.startswith("sqlalchemy.dialects.") and not m.startswith("sqlalchemy.dialects._")}}
-    | {{m for m in sys.modules if m.split(".")[0] in {web!r}}}
-))
+dialects = {{".".join(m.split(".")[:3]) for m in sys.modules if m.startswith("sqlalchemy.dialects.")}}
+web = {{m for m in sys.modules if m.split(".")[0] in {web!r}}}
+print(sorted({{d for d in dialects if not d.startswith("sqlalchemy.dialects._")}} | web))
 """
 WEB = ("httpx", "anyio", "starlette", "rich")
 
