@@ -14,7 +14,7 @@ import reqrunner
 queue = reqrunner.JobQueue(sys.argv[1])
 queue.stats()
 queue.close()
-dialects = {{".".join(m.split(".")[:3]) for m in sys.modules if m.startswith("sqlalchemy.dialects.")}}
+dialects = {{".".join(m.split(".")[:3]) for m in sys.modules if m.startswith("sqlalchemy.dia")}}
 web = {{m for m in sys.modules if m.split(".")[0] in {web!r}}}
 print(sorted({{d for d in dialects if not d.startswith("sqlalchemy.dialects._")}} | web))
 """
