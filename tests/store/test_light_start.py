@@ -16,7 +16,7 @@ queue.stats()
 queue.close()
 dialects = {{".".join(m.split(".")[:3]) for m in sys.modules if m.startswith("sqlalchemy.dia")}}
 web = {{m for m in sys.modules if m.split(".")[0] in {web!r}}}
-print(sorted({{d for d in dialects if not d.startswith("sqlalchemy.dialects._")}} | web))
+print(sorted({{d for d in dialects if d.count(".") == 2 and "._" not in d}} | web))
 """
 WEB = ("httpx", "anyio", "starlette", "rich")
 
