@@ -8,7 +8,8 @@ empty claim, ``stats()``, a page of ``list_jobs`` for failed and delayed jobs, t
 overview's reads and ``api/status``'s, and the claim + finish rate of a run draining a batch
 of no-op jobs (jobs/s). A table per database, one column per size.
 
-    python bench/scaling.py [--sizes 0,100000,1000000] [--quick] [--pg URL] [--mysql URL]
+    python bench/scaling.py [--sizes 0,100000,1000000] [--quick] [--repeat N] [--only DB]
+                            [--pg URL] [--mysql URL]
 
 ``--quick`` uses sizes 0 and 2,000 and few repetitions (what CI runs to keep the bench alive).
 A server database is skipped when its URL is empty or it does not answer.
@@ -185,9 +186,10 @@ def main() -> None:
         "--mysql", default=os.environ.get("REQRUNNER_TEST_MYSQL_URL", DEFAULT_MYSQL)
     )
     parser.add_argument("--only", choices=["sqlite", "postgresql", "mysql"])
+    parser.add_argument("--repeat", type=int, help="calls per median (default 41; 5 quick)")
     args = parser.parse_args()
     sizes = [0, 2_000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    repeat = 5 if args.quick else 41
+    repeat = args.repeat or (5 if args.quick else 41)
     print(f"# reqrunner scaling, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}\n")
     with tempfile.TemporaryDirectory() as tmp:
