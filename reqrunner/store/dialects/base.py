@@ -26,9 +26,9 @@ from typing import Any, ClassVar, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..records import Claimed, NewJob
+from .ddl import SchemaStatements
 
 __all__ = [
     "CLAIM_COLUMNS",
@@ -156,7 +156,7 @@ def driver_error(exc: BaseException | None) -> BaseException | None:
     return exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
 
 
-class Dialect(ABC):
+class Dialect(SchemaStatements, ABC):
     """Everything reqrunner does differently on one database, for one engine.
 
     A dialect opens and ends transactions (setting up each new connection), inserts and claims
@@ -237,7 +237,7 @@ class Dialect(ABC):
             raw.close()
             raise
 
-    def setup_session(self, raw: Any) -> None:  # noqa: B027 (a hook; nothing by default)
+    def setup_session(self, raw: Any) -> None:
         """Prepare a new pooled connection for reqrunner's transactions (nothing by default)."""
 
     def stale(self, raw: Any) -> bool:
@@ -293,25 +293,6 @@ class Dialect(ABC):
     def existing_indexes(self, cur: Cursor) -> set[str]:
         """The names of the indexes in the database (the schema) reqrunner works in."""
 
-    def create_table(self, table: sa.Table) -> str:
-        """``CREATE TABLE`` for ``table``, with the options ``schema.py`` gives this database
-        (``table.info["options"][name]``, applied by :meth:`table_options`)."""
-        options = table.info.get("options", {}).get(self.name, {})
-        sql = str(CreateTable(table).compile(dialect=self.engine.dialect)).rstrip()
-        return sql + self.table_options(table, options)
-
-    def table_options(self, table: sa.Table, options: dict[str, Any]) -> str:
-        """What follows this database's ``CREATE TABLE (…)`` for ``options`` (nothing by
-        default)."""
-        return ""
-
-    def create_index(self, index: sa.Index) -> str:
-        """``CREATE INDEX`` for ``index``, partial where ``schema.py`` gives this database a
-        predicate (``index.info["where"][name]``)."""
-        sql = str(CreateIndex(index).compile(dialect=self.engine.dialect)).rstrip()
-        where = index.info.get("where", {}).get(self.name)
-        return f"{sql} WHERE {where}" if where else sql
-
     # -- dispatch ---------------------------------------------------------------------------------
 
     def insert_sql(self, rows: int, *, returning: bool) -> str:
@@ -340,7 +321,7 @@ class Dialect(ABC):
         row = cur.fetchone()
         return None if row is None else int(row[0])
 
-    def notify(self, cur: Cursor, queues: set[str]) -> None:  # noqa: B027 (nothing by default)
+    def notify(self, cur: Cursor, queues: set[str]) -> None:
         """Wake listening workers for ``queues`` when this transaction commits (where the
         database can; :meth:`insert_one` does it by itself)."""
 
@@ -389,7 +370,7 @@ class Dialect(ABC):
         )
         return int(cur.rowcount)
 
-    def after_prune(self, removed: int) -> None:  # noqa: B027 (a hook; nothing by default)
+    def after_prune(self, removed: int) -> None:
         """Give back what a prune of ``removed`` rows left behind (nothing by default)."""
 
     # -- upserts ----------------------------------------------------------------------------------
