@@ -19,6 +19,7 @@ import time
 from datetime import timedelta
 
 from .database import Cursor, Database
+from .dialects import JOBS
 
 __all__ = [
     "BATCH_SECONDS",
@@ -74,6 +75,21 @@ def prune_state(db: Database, state: str, before: float, max_rows: int | None = 
     return removed
 
 
+def _any_expired(db: Database, state: str, before: float) -> bool:
+    """Whether a prune would delete anything: a read, so that a process that lives for one
+    page view (CGI) and finds nothing to prune takes no write lock for it."""
+    dialect = db.dialect
+    with db.read() as cur:
+        cur.execute(
+            dialect.q(
+                f"SELECT 1 FROM {JOBS}{dialect.use_index('ix_reqrunner_jobs_finished')} "
+                "WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? LIMIT 1"
+            ),
+            (state, before),
+        )
+        return cur.fetchone() is not None
+
+
 class Retention:
     """How long failed and done jobs are kept, and the automatic pruning of older ones.
 
@@ -105,7 +121,7 @@ class Retention:
             removed = sum(
                 prune_state(db, state, now - age, STEP_ROWS)
                 for state, age in (("failed", self.failed), ("done", self.done))
-                if age is not None
+                if age is not None and _any_expired(db, state, now - age)
             )
             db.dialect.after_prune(removed)
         except Exception:

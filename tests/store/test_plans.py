@@ -31,6 +31,7 @@ OPERATIONS: dict[str, Callable[[reqrunner.JobQueue], object]] = {
     "list reserved": lambda q: q.list_jobs(state="reserved"),
     "list all": lambda q: q.list_jobs(),
     "prune": lambda q: q.prune(failed_older_than=timedelta(days=180), done_older_than=None),
+    "automatic prune step": lambda q: q._retention.step(q.store.db),
 }
 
 
@@ -144,6 +145,7 @@ MUST_USE = {
     "list failed": "ix_reqrunner_jobs_finished",
     "list done": "ix_reqrunner_jobs_finished",
     "prune": "ix_reqrunner_jobs_finished",
+    "automatic prune step": "ix_reqrunner_jobs_finished",
 }
 
 PROBLEMS = {"sqlite": problems_sqlite, "postgresql": problems_postgresql, "mysql": problems_mysql}
