@@ -25,6 +25,7 @@ from .store.facts import StorageFacts, storage_facts
 from .store.manage import Manager
 from .store.meta import Meta
 from .store.operations import NewJob, Store
+from .store.retention import Retention, age_seconds
 from .store.schedules import Slots
 from .store.transactional import InTransaction
 
@@ -50,6 +51,11 @@ class JobQueue:
     finished jobs returned, or the error they failed with, for that long whatever
     ``keep_done`` says: ``queue.get(id).result``; a job may set its own. ``busy_timeout`` is
     how long a SQLite write waits for another writer.
+
+    Old jobs are pruned by default, a little at a time: every :meth:`run` (once a minute per
+    process at most, a few thousand rows at most, in short transactions) deletes failed jobs
+    that finished more than ``prune_failed_after`` ago (180 days) and kept done jobs older than
+    ``prune_done_after`` (7 days). A timedelta or seconds; None keeps them.
     """
 
     def __init__(
@@ -59,9 +65,15 @@ class JobQueue:
         keep_done: bool = False,
         result_ttl: float | timedelta | None = None,
         busy_timeout: float = 5.0,
+        prune_failed_after: timedelta | float | None = timedelta(days=180),
+        prune_done_after: timedelta | float | None = timedelta(days=7),
     ) -> None:
         self.result_ttl = result_seconds(result_ttl)
         """Seconds a finished job's result is kept unless the job says otherwise (0: none)."""
+        self._retention = Retention(
+            age_seconds(prune_failed_after, "prune_failed_after"),
+            age_seconds(prune_done_after, "prune_done_after"),
+        )
         self.engine = resolve_engine(url_or_engine)
         self._busy_timeout = busy_timeout
         self._db = Database(self.engine, busy_timeout=busy_timeout)
@@ -96,6 +108,8 @@ class JobQueue:
             keep_done=self.keep_done,
             result_ttl=self.result_ttl,
             busy_timeout=self._busy_timeout,
+            prune_failed_after=self._retention.failed,
+            prune_done_after=self._retention.done,
         )
         for name, defined in self._jobs.items():
             other._jobs[name] = Job(other, defined.fn, defined.options)
@@ -319,6 +333,8 @@ class JobQueue:
         report = Runner(self.store, jobs, limits, queues=queues, should_stop=should_stop).run()
         if via is not None:
             triggers.note_run(self, via, report)
+        if self._retention.due():
+            self._retention.step(self._db)
         return report
 
     def run_dispatched(

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import StoreError
 from .dialects import Cursor, Dialect, for_dialect, for_engine
@@ -59,8 +58,9 @@ def resolve_engine(url_or_engine: str | Engine | None) -> Engine:
             "postgresql://user@host/db or mysql://user@host/db"
         ) from exc
     # The dialect refuses what it cannot serve and names the driver where the URL names none.
-    url = for_dialect(url.get_backend_name()).resolve_url(url)
-    return sa.create_engine(url, pool_pre_ping=True)
+    dialect = for_dialect(url.get_backend_name())
+    url = dialect.resolve_url(url)
+    return sa.create_engine(url, pool_pre_ping=dialect.pre_ping)
 
 
 class Database:
@@ -95,6 +95,10 @@ class Database:
                 with self.write() as cur:
                     return work(cur)
             except StoreError as exc:
+                if attempt == 1 and self.dialect.is_disconnect(exc.__cause__):
+                    # The connection died under us (a restarted server, a killed backend):
+                    # nothing was committed, so the transaction runs again, on a new one.
+                    continue
                 if attempt == attempts or not self.dialect.is_deadlock(exc.__cause__):
                     raise
                 time.sleep(random.uniform(0.001, 0.01) * attempt)
@@ -164,15 +168,20 @@ class Database:
         return row is not None and int(row[0]) <= SCHEMA_VERSION
 
     def _create_missing(self, cur: Cursor) -> None:
-        existing = self.dialect.existing_tables(cur)
-        dialect = self.engine.dialect
+        # Indexes are created when missing too, not only with their table: a database made by
+        # an older reqrunner gets the indexes a newer one adds the first time it opens it.
+        dialect = self.dialect
+        existing = dialect.existing_tables(cur)
+        indexes = dialect.existing_indexes(cur)
         for table in metadata.sorted_tables:
-            if table.name in existing:
-                continue
-            cur.execute(str(CreateTable(table).compile(dialect=dialect)))
+            if table.name not in existing:
+                cur.execute(dialect.create_table(table))
+                log.info("created table %s in %s", table.name, self.safe_url)
             for index in table.indexes:
-                cur.execute(str(CreateIndex(index).compile(dialect=dialect)))
-            log.info("created table %s in %s", table.name, self.safe_url)
+                if index.name not in indexes:
+                    cur.execute(dialect.create_index(index))
+                    if table.name in existing:
+                        log.info("created index %s in %s", index.name, self.safe_url)
         q = self.dialect.q
         cur.execute(q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",))
         row = cur.fetchone()

@@ -14,6 +14,7 @@ from ..models import JobError, JobInfo, JobState, QueueStats
 from . import results
 from .database import Database
 from .dialects import JOBS, fetch_records
+from .retention import age_seconds, prune_state
 
 __all__ = ["Manager", "state_filter"]
 
@@ -24,6 +25,22 @@ _INFO_COLUMNS = (
 )
 
 _STATES = {s.value for s in JobState} | {"delayed", "due"}
+
+#: Seconds ahead within which a waiting job counts as due in :meth:`Manager.stats`.
+DUE_GRACE = 1.0
+
+_STATS = (
+    f"SELECT (SELECT COUNT(*) FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?), "
+    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'waiting' AND available_at > ?), "
+    f"(SELECT MIN(available_at) FROM {JOBS} WHERE state = 'waiting'), "
+    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'reserved'), "
+    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'failed'), "
+    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'done')"
+)
+
+#: Finished states: listed newest first, through the index by finish time (whose partial
+#: predicate the condition repeats, so that every database can use it).
+_FINISHED = {"failed", "done"}
 
 
 def state_filter(state: JobState | str | None, now: float) -> tuple[str, tuple[Any, ...]]:
@@ -37,7 +54,10 @@ def state_filter(state: JobState | str | None, now: float) -> tuple[str, tuple[A
         return "state = 'waiting' AND available_at > ?", (now,)
     if value == "due":
         return "state = 'waiting' AND available_at <= ?", (now,)
-    return "state = ?", (value,)
+    if value in _FINISHED:
+        return f"state = '{value}' AND finished_at IS NOT NULL", ()
+    # A literal, not a parameter: a partial index's predicate is matched against it.
+    return f"state = '{value}'", ()
 
 
 def _when(ts: float | None) -> datetime | None:
@@ -90,15 +110,6 @@ def _finished_info(kept: dict[str, Any]) -> JobInfo:
     return _info(row, kept)
 
 
-def _seconds(value: timedelta | float | None, what: str) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise ValueError(f"{what} must be a timedelta or seconds >= 0, or None; got {value!r}")
-    return float(seconds)
-
-
 class Manager:
     """Administrative reads and writes over one database."""
 
@@ -108,25 +119,23 @@ class Manager:
 
     def stats(self) -> QueueStats:
         now = time.time()
+        # One statement, so one snapshot on every database (two SELECTs at READ COMMITTED
+        # could count a job twice or not at all as it moved between them), and each count
+        # one range of an index rather than a pass over the whole table.
+        # A job dispatched for now while this runs carries a time a little after ``now``: it
+        # counts as waiting, not delayed, if it is due within DUE_GRACE.
+        soon = now + DUE_GRACE
         with self.db.read() as cur:
-            cur.execute(f"SELECT state, COUNT(*) FROM {JOBS} GROUP BY state")
-            counts = {str(state): int(n) for state, n in cur.fetchall()}
-            cur.execute(
-                self.q(
-                    f"SELECT COUNT(*), MIN(available_at) FROM {JOBS} "
-                    "WHERE state = 'waiting' AND available_at <= ?"
-                ),
-                (now,),
-            )
-            due, oldest = cur.fetchone()
-        waiting = counts.get("waiting", 0)
+            cur.execute(self.q(_STATS), (soon, soon))
+            due, delayed, earliest, reserved, failed, done = cur.fetchone()
+        oldest = None if earliest is None or earliest > now else now - float(earliest)
         return QueueStats(
             waiting=int(due),
-            delayed=waiting - int(due),
-            reserved=counts.get("reserved", 0),
-            failed=counts.get("failed", 0),
-            done=counts.get("done", 0),
-            oldest_due_age=None if oldest is None else max(0.0, now - float(oldest)),
+            delayed=int(delayed),
+            reserved=int(reserved),
+            failed=int(failed),
+            done=int(done),
+            oldest_due_age=oldest,
         )
 
     def _where(
@@ -158,17 +167,22 @@ class Manager:
         if not (isinstance(limit, int) and isinstance(offset, int)) or limit < 1 or offset < 0:
             raise ValueError(f"limit must be >= 1 and offset >= 0, got {limit!r}, {offset!r}")
         where, params = self._where(state, queue, name)
-        # Failed and done jobs newest first (what the admin wants to see); the rest in the
-        # order a runner would take them.
-        order = (
-            "finished_at DESC, id DESC"
-            if state in ("failed", "done", JobState.FAILED, JobState.DONE)
-            else "priority DESC, available_at, id"
-        )
+        # Failed and done jobs newest first (what the admin wants to see); the others of one
+        # state in the order a runner would take them; all jobs in the order they came. Each
+        # order is an index's, so a page costs the same however many jobs there are.
+        value = state.value if isinstance(state, JobState) else state and str(state).lower()
+        if value in _FINISHED:
+            order, index = "finished_at DESC, id DESC", "ix_reqrunner_jobs_finished"
+        elif value is None:
+            order, index = "id", None
+        else:
+            order, index = "priority DESC, available_at, id", "ix_reqrunner_jobs_claim"
+        hint = self.db.dialect.use_index(index) if index else ""
         with self.db.read() as cur:
             cur.execute(
                 self.q(
-                    f"SELECT {_INFO_COLUMNS} FROM {JOBS}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+                    f"SELECT {_INFO_COLUMNS} FROM {JOBS}{hint}{where} ORDER BY {order} "
+                    "LIMIT ? OFFSET ?"
                 ),
                 (*params, limit, offset),
             )
@@ -238,16 +252,15 @@ class Manager:
         failed_older_than: timedelta | float | None,
         done_older_than: timedelta | float | None,
     ) -> int:
-        failed = _seconds(failed_older_than, "failed_older_than")
-        done = _seconds(done_older_than, "done_older_than")
+        failed = age_seconds(failed_older_than, "failed_older_than")
+        done = age_seconds(done_older_than, "done_older_than")
         now, removed = time.time(), 0
         for state, age in (("failed", failed), ("done", done)):
             if age is not None:
-                removed += self._update(
-                    f"DELETE FROM {JOBS} WHERE state = ? AND finished_at < ?", (state, now - age)
-                )
+                removed += prune_state(self.db, state, now - age)
         with self.db.write() as cur:
             results.expire(cur, self.db.dialect, now)
         # Outcome counters are kept for a week: the admin shows the last day.
         self._update("DELETE FROM reqrunner_counters WHERE bucket < ?", (now - 7 * 86400,))
+        self.db.dialect.after_prune(removed)
         return removed

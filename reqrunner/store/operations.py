@@ -247,11 +247,17 @@ class Store:
         job's lease expiry (it will be recovered then). ``None`` when there is no such job."""
         qf, args = _queue_clause(queues)
         with self.db.read() as cur:
+            # ORDER BY … LIMIT 1 rather than MIN(): it walks the due index in order and stops
+            # at the first job of the queues asked for.
             cur.execute(
-                self.dialect.q(f"SELECT MIN(available_at) FROM {JOBS} WHERE state = 'waiting'{qf}"),
+                self.dialect.q(
+                    f"SELECT available_at FROM {JOBS} WHERE state = 'waiting'{qf} "
+                    "ORDER BY available_at LIMIT 1"
+                ),
                 args,
             )
-            waiting = cur.fetchone()[0]
+            row = cur.fetchone()
+            waiting = None if row is None else row[0]
             cur.execute(
                 self.dialect.q(
                     f"SELECT MIN(reserved_until) FROM {JOBS} WHERE state = 'reserved'{qf}"

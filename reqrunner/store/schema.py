@@ -6,8 +6,10 @@ same comparisons on SQLite, PostgreSQL and MySQL/MariaDB, and no time-zone surpr
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
-from sqlalchemy.dialects.mysql import LONGTEXT
+from sqlalchemy.ext.compiler import compiles
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -27,6 +29,11 @@ metadata = sa.MetaData()
 # SQLite needs INTEGER PRIMARY KEY (a rowid alias) with AUTOINCREMENT so that ids of deleted jobs
 # are never handed out again: a job id a caller holds must not come to name another job.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# Tables and indexes carry their per-database options in ``info`` rather than as SQLAlchemy's
+# ``mysql_engine=``-style keywords: those load every named database's SQLAlchemy dialect when
+# this module is imported, which a process using SQLite pays for nothing.
+_MYSQL = {"engine": "InnoDB", "charset": "utf8mb4"}
 
 jobs = sa.Table(
     "reqrunner_jobs",
@@ -67,27 +74,59 @@ jobs = sa.Table(
         "id",
     ),
     # Every index entry costs each insert, claim and delete about as much as the row itself,
-    # so the claim index is the only one every job gets: its (state, …) prefix also serves
-    # "is anything due?", the lease recovery and the scans of failed and done jobs.
+    # so each index here serves a query that would otherwise grow with the table. The claim
+    # index gives the claim its order and the reserved jobs (lease recovery, the running list);
+    # with ``state`` fixed its ``available_at`` is no range bound (priority comes first), so
+    # "is anything due", the earliest due time and the empty claim have an index of their own,
+    # holding only waiting jobs where the database has partial indexes.
+    sa.Index(
+        "ix_reqrunner_jobs_due",
+        "state",
+        "available_at",
+        info={"where": {"sqlite": "state = 'waiting'", "postgresql": "state = 'waiting'"}},
+    ),
+    # Failed and done jobs by the time they finished: the newest-first lists and the prune.
+    # Jobs that have not finished stay out of it where the database has partial indexes.
+    sa.Index(
+        "ix_reqrunner_jobs_finished",
+        "state",
+        "finished_at",
+        "id",
+        info={
+            "where": {
+                "sqlite": "finished_at IS NOT NULL",
+                "postgresql": "finished_at IS NOT NULL",
+            }
+        },
+    ),
     # The unique index holds only the jobs that have a key (MySQL has no partial indexes, but
     # lets any number of rows share NULL).
     sa.Index(
         "ux_reqrunner_jobs_unique_slot",
         "unique_slot",
         unique=True,
-        sqlite_where=sa.text("unique_slot IS NOT NULL"),
-        postgresql_where=sa.text("unique_slot IS NOT NULL"),
+        info={
+            "where": {"sqlite": "unique_slot IS NOT NULL", "postgresql": "unique_slot IS NOT NULL"}
+        },
     ),
-    sqlite_autoincrement=True,
-    # A queue table churns: every job is inserted, updated twice and deleted. Vacuum it early so
-    # dead index entries do not slow the SKIP LOCKED scans, and leave room for HOT updates.
-    postgresql_with={
-        "fillfactor": "80",
-        "autovacuum_vacuum_scale_factor": "0.02",
-        "autovacuum_vacuum_cost_delay": "0",
+    # Options per database, applied by the database's dialect when it creates the table, so
+    # that declaring them loads no other database's SQLAlchemy dialect.
+    info={
+        "options": {
+            "sqlite": {"autoincrement": True},
+            # A queue table churns: every job is inserted, updated twice and deleted. Vacuum it
+            # early so dead index entries do not slow the SKIP LOCKED scans, and leave room
+            # for HOT updates.
+            "postgresql": {
+                "with": {
+                    "fillfactor": "80",
+                    "autovacuum_vacuum_scale_factor": "0.02",
+                    "autovacuum_vacuum_cost_delay": "0",
+                }
+            },
+            "mysql": _MYSQL,
+        }
     },
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
 )
 
 meta = sa.Table(
@@ -95,8 +134,7 @@ meta = sa.Table(
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
+    info={"options": {"mysql": _MYSQL}},
 )
 
 leases = sa.Table(
@@ -105,12 +143,30 @@ leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("token", sa.String(32)),
     sa.Column("expires_at", sa.Double, nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
+    info={"options": {"mysql": _MYSQL}},
 )
 
-# MySQL's TEXT holds 64 KB; a job's return value may be larger.
-_LONG_TEXT = sa.Text().with_variant(LONGTEXT(), "mysql", "mariadb")
+
+class LongText(sa.Text):
+    """Text of any length: ``TEXT``, and ``LONGTEXT`` on MySQL/MariaDB, whose ``TEXT`` holds
+    64 KB. Its own compile rule, not ``with_variant(mysql.LONGTEXT())``, which would import
+    the MySQL dialect on every database."""
+
+    cache_ok = True
+
+
+@compiles(LongText)
+def _text(type_: LongText, compiler: Any, **kw: Any) -> str:
+    return "TEXT"
+
+
+@compiles(LongText, "mysql")
+@compiles(LongText, "mariadb")
+def _longtext(type_: LongText, compiler: Any, **kw: Any) -> str:
+    return "LONGTEXT"
+
+
+_LONG_TEXT = LongText()
 
 results = sa.Table(
     "reqrunner_results",
@@ -140,8 +196,7 @@ results = sa.Table(
     sa.Column("expires_at", sa.Double, nullable=False),
     sa.Index("ix_reqrunner_results_expires", "expires_at"),
     sa.Index("ix_reqrunner_results_unique_key", "unique_key"),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
+    info={"options": {"mysql": _MYSQL}},
 )
 
 counters = sa.Table(
@@ -152,8 +207,7 @@ counters = sa.Table(
     sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("outcome", sa.String(16), primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
+    info={"options": {"mysql": _MYSQL}},
 )
 
 periodic = sa.Table(
@@ -167,6 +221,5 @@ periodic = sa.Table(
     sa.Column("job_id", sa.BigInteger),
     sa.Column("taken_at", sa.Double, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
+    info={"options": {"mysql": _MYSQL}},
 )

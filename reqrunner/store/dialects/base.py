@@ -28,11 +28,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from ..records import Claimed, NewJob
+from .ddl import SchemaStatements
 
 __all__ = [
     "CLAIM_COLUMNS",
     "CLAIM_ORDER",
     "CLAIM_SET",
+    "DUE_GUARD",
+    "DUE_LIMIT",
     "INSERT",
     "INSERT_CHUNK",
     "INSERT_COLUMNS",
@@ -107,6 +110,15 @@ def due_where(queues: int) -> str:
     return f"{where} AND queue IN ({marks(queues)})" if queues else where
 
 
+#: Whether any job is due, through the due index. Parameter: now.
+DUE_GUARD = f"EXISTS (SELECT 1 FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?)"
+#: A claim's LIMIT: the batch size when any job is due, else 0. On a table of delayed jobs the
+#: claim index (priority first) would otherwise be walked through every one of them before an
+#: empty claim ends; the guard is uncorrelated, so it is evaluated once, before the scan, and a
+#: LIMIT of 0 ends the statement without one. Parameters: now, limit.
+DUE_LIMIT = f"CASE WHEN {DUE_GUARD} THEN ? ELSE 0 END"
+
+
 def chunks(jobs: Sequence[NewJob]) -> Iterator[tuple[int, list[Any]]]:
     """``jobs`` in chunks of at most :data:`INSERT_CHUNK`: each chunk's row count and its
     parameters, flattened for a multi-row INSERT."""
@@ -151,7 +163,7 @@ def driver_error(exc: BaseException | None) -> BaseException | None:
     return exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
 
 
-class Dialect(ABC):
+class Dialect(SchemaStatements, ABC):
     """Everything reqrunner does differently on one database, for one engine.
 
     A dialect opens and ends transactions (setting up each new connection), inserts and claims
@@ -174,6 +186,9 @@ class Dialect(ABC):
     """Whether :meth:`listener` gives a connection woken by every dispatch."""
     row_lock: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
     """What makes a SELECT lock its rows, skipping rows others have locked."""
+    pre_ping: ClassVar[bool] = True
+    """Whether the pool tests each connection with a round trip before handing it out; a
+    dialect that tells a dead connection by other means (:meth:`stale`) turns it off."""
 
     def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
         self.engine = engine
@@ -198,6 +213,11 @@ class Dialect(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.engine.url.render_as_string(hide_password=True)}>"
 
+    def use_index(self, index: str) -> str:
+        """What follows a table's name to make a query read it through ``index`` (nothing by
+        default: the planner's statistics choose well)."""
+        return ""
+
     def q(self, sql: str) -> str:
         """Return ``sql`` with its ``?`` placeholders in this driver's style."""
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
@@ -212,6 +232,9 @@ class Dialect(ABC):
         statement. ``write``: the transaction will write.
         """
         raw = self.engine.raw_connection()
+        if self.stale(raw):
+            raw.invalidate()
+            raw = self.engine.raw_connection()
         try:
             if not raw.info.get("reqrunner_session"):
                 self.setup_session(raw)
@@ -221,8 +244,23 @@ class Dialect(ABC):
             raw.close()
             raise
 
-    def setup_session(self, raw: Any) -> None:  # noqa: B027 (a hook; nothing by default)
+    def setup_session(self, raw: Any) -> None:
         """Prepare a new pooled connection for reqrunner's transactions (nothing by default)."""
+
+    def stale(self, raw: Any) -> bool:
+        """Whether a pooled connection is known dead without asking the server (never, by
+        default: the pool's pre-ping asks)."""
+        return False
+
+    def is_disconnect(self, exc: BaseException | None) -> bool:
+        """Whether a driver error means the connection was lost."""
+        error = driver_error(exc)
+        dbapi = self.engine.dialect.dbapi
+        return (
+            dbapi is not None
+            and isinstance(error, dbapi.Error)
+            and bool(self.engine.dialect.is_disconnect(error, None, None))
+        )
 
     def end(self, connection: Any, *, commit: bool) -> None:
         """Commit or roll back the transaction :meth:`begin` started, and let go of it."""
@@ -231,6 +269,11 @@ class Dialect(ABC):
                 connection.commit()
             else:
                 connection.rollback()
+        except BaseException as exc:
+            # A connection lost mid-transaction must not go back to the pool.
+            if self.is_disconnect(exc):
+                connection.invalidate()
+            raise
         finally:
             connection.close()
 
@@ -252,6 +295,10 @@ class Dialect(ABC):
     @abstractmethod
     def existing_tables(self, cur: Cursor) -> set[str]:
         """The names of the tables in the database (the schema) reqrunner works in."""
+
+    @abstractmethod
+    def existing_indexes(self, cur: Cursor) -> set[str]:
+        """The names of the indexes in the database (the schema) reqrunner works in."""
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -281,7 +328,7 @@ class Dialect(ABC):
         row = cur.fetchone()
         return None if row is None else int(row[0])
 
-    def notify(self, cur: Cursor, queues: set[str]) -> None:  # noqa: B027 (nothing by default)
+    def notify(self, cur: Cursor, queues: set[str]) -> None:
         """Wake listening workers for ``queues`` when this transaction commits (where the
         database can; :meth:`insert_one` does it by itself)."""
 
@@ -347,6 +394,23 @@ class Dialect(ABC):
             f"UPDATE {JOBS} SET state = 'done', finished_at = ?, token = NULL, "
             f"reserved_until = NULL WHERE token = ? AND id IN ({marks(ids)})"
         )
+
+    # -- pruning ----------------------------------------------------------------------------------
+
+    def prune_batch(self, cur: Cursor, state: str, before: float, limit: int) -> int:
+        """Delete up to ``limit`` ``state`` jobs that finished before ``before``, oldest first,
+        through the finished index; how many were deleted."""
+        cur.execute(
+            self.q(
+                f"DELETE FROM {JOBS} WHERE id IN (SELECT id FROM {JOBS} WHERE state = ? "
+                "AND finished_at IS NOT NULL AND finished_at < ? ORDER BY finished_at LIMIT ?)"
+            ),
+            (state, before, limit),
+        )
+        return int(cur.rowcount)
+
+    def after_prune(self, removed: int) -> None:
+        """Give back what a prune of ``removed`` rows left behind (nothing by default)."""
 
     # -- upserts ----------------------------------------------------------------------------------
 

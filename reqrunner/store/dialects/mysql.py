@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from ..records import Claimed, NewJob
@@ -19,6 +20,7 @@ from .base import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
+    DUE_GUARD,
     JOBS,
     Cursor,
     Dialect,
@@ -57,6 +59,10 @@ class MySQLDialect(Dialect):
     def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
         super().__init__(engine, busy_timeout=busy_timeout)
         self._insert_one = self.insert_sql(1, returning=False)
+        self._due = self.q(f"SELECT {DUE_GUARD}")
+
+    def use_index(self, index: str) -> str:
+        return f" FORCE INDEX ({index})"
 
     def setup_session(self, raw: Any) -> None:
         # REPEATABLE READ's gap locks make short claim transactions block inserts and deadlock
@@ -86,6 +92,19 @@ class MySQLDialect(Dialect):
             "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
         )
         return {str(name) for (name,) in cur.fetchall()}
+
+    def existing_indexes(self, cur: Cursor) -> set[str]:
+        cur.execute(
+            "SELECT DISTINCT index_name FROM information_schema.statistics "
+            "WHERE table_schema = DATABASE()"
+        )
+        return {str(name) for (name,) in cur.fetchall()}
+
+    def table_options(self, table: sa.Table, options: dict[str, Any]) -> str:
+        engine, charset = options.get("engine"), options.get("charset")
+        return (f" ENGINE={engine}" if engine else "") + (
+            f" DEFAULT CHARSET={charset}" if charset else ""
+        )
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -124,9 +143,15 @@ class MySQLDialect(Dialect):
         sql = self._claims.get(len(queues))
         if sql is None:
             sql = self._claims[len(queues)] = self.q(
-                f"SELECT {_CLAIM_SELECT} FROM {JOBS} WHERE {due_where(len(queues))} "
-                f"{CLAIM_ORDER} LIMIT ? FOR UPDATE SKIP LOCKED"
+                f"SELECT {_CLAIM_SELECT} FROM {JOBS}{self.use_index('ix_reqrunner_jobs_claim')} "
+                f"WHERE {due_where(len(queues))} {CLAIM_ORDER} LIMIT ? FOR UPDATE SKIP LOCKED"
             )
+        # LIMIT takes no expression here: whether anything is due is asked first, through the
+        # due index, so that an empty claim does not walk the claim index through every
+        # delayed job.
+        cur.execute(self._due, (now,))
+        if cur.fetchone() is None:
+            return []
         cur.execute(sql, (now, *queues, limit))
         rows = cur.fetchall()
         if not rows:
@@ -155,6 +180,25 @@ class MySQLDialect(Dialect):
             (token, now, now, *(job.id for job in jobs)),
         )
         return in_order(jobs, ids)
+
+    # -- pruning ----------------------------------------------------------------------------------
+
+    def prune_batch(self, cur: Cursor, state: str, before: float, limit: int) -> int:
+        # MySQL takes no LIMIT in an IN subquery and MariaDB no index hint in a DELETE (and
+        # left to itself it picks the due index and sorts): the ids are chosen first.
+        cur.execute(
+            self.q(
+                f"SELECT id FROM {JOBS}{self.use_index('ix_reqrunner_jobs_finished')} "
+                "WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? "
+                "ORDER BY finished_at LIMIT ?"
+            ),
+            (state, before, limit),
+        )
+        ids = [int(row[0]) for row in cur.fetchall()]
+        if not ids:
+            return 0
+        cur.execute(self.q(f"DELETE FROM {JOBS} WHERE id IN ({marks(len(ids))})"), ids)
+        return int(cur.rowcount)
 
     # -- upserts ----------------------------------------------------------------------------------
 

@@ -7,10 +7,12 @@ polling.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from ..records import Claimed, NewJob
@@ -18,6 +20,7 @@ from .base import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
+    DUE_LIMIT,
     INSERT,
     JOBS,
     VALUES_ROW,
@@ -32,12 +35,19 @@ __all__ = ["PostgresDialect", "PostgresListener"]
 
 CHANNEL = "reqrunner"
 
+#: libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK), named here so that this module does not
+#: import psycopg before a PostgreSQL connection exists.
+_CONNECTION_OK = 0
+
 #: PostgreSQL types of the inserted columns, for the one-statement bulk insert.
 _TYPES = {
     "name": "text", "queue": "text", "state": "text", "priority": "int", "payload": "text",
     "available_at": "float8", "attempts": "int", "max_attempts": "int", "ttr": "float8",
     "backoff": "float8", "unique_slot": "text", "unique_key": "text", "created_at": "float8",
 }  # fmt: skip
+
+#: admin_shutdown, crash_shutdown, cannot_connect_now (the connection exceptions are class 08)
+_GONE_STATES = frozenset({"57P01", "57P02", "57P03"})
 
 #: deadlock_detected, serialization_failure, lock_not_available
 _RETRY_STATES = frozenset({"40P01", "40001", "55P03"})
@@ -74,6 +84,24 @@ class PostgresDialect(Dialect):
     def is_deadlock(self, exc: BaseException | None) -> bool:
         return getattr(driver_error(exc), "sqlstate", None) in _RETRY_STATES
 
+    # A pre-ping is a round trip per transaction (a fifth of a dispatch); an idle connection
+    # the server has closed is told by its socket instead, and a connection lost after that
+    # check costs its transaction one retry (Database.write_retrying).
+    pre_ping = False
+
+    def is_disconnect(self, exc: BaseException | None) -> bool:
+        state = getattr(driver_error(exc), "sqlstate", None) or ""
+        return state in _GONE_STATES or state.startswith("08") or super().is_disconnect(exc)
+
+    def stale(self, raw: Any) -> bool:
+        conn = raw.driver_connection
+        if conn is None or conn.closed or conn.pgconn.status != _CONNECTION_OK:
+            return True
+        # An idle connection has nothing to read: data waiting means the server spoke first,
+        # which it does when it ends the session (a FATAL message, then EOF).
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        return bool(readable)
+
     # -- schema -----------------------------------------------------------------------------------
 
     @contextmanager
@@ -87,6 +115,16 @@ class PostgresDialect(Dialect):
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         )
         return {str(name) for (name,) in cur.fetchall()}
+
+    def existing_indexes(self, cur: Cursor) -> set[str]:
+        cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        return {str(name) for (name,) in cur.fetchall()}
+
+    def table_options(self, table: sa.Table, options: dict[str, Any]) -> str:
+        storage = options.get("with")
+        if not storage:
+            return ""
+        return " WITH (" + ", ".join(f"{key} = {value}" for key, value in storage.items()) + ")"
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -131,15 +169,25 @@ class PostgresDialect(Dialect):
             # ``id = ANY(ARRAY(…))`` keeps the index plan once psycopg prepares the statement;
             # ``id IN (… LIMIT $n)`` flips to a seq scan + hash join under a generic plan.
             chosen = (
-                f"SELECT id FROM {JOBS} WHERE {due_where(len(queues))} {CLAIM_ORDER} LIMIT ? "
-                "FOR UPDATE SKIP LOCKED"
+                f"SELECT id FROM {JOBS} WHERE {due_where(len(queues))} {CLAIM_ORDER} "
+                f"LIMIT {DUE_LIMIT} FOR UPDATE SKIP LOCKED"
             )
             sql = self._claims[len(queues)] = self.q(
                 f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id = ANY(ARRAY({chosen})) "
                 f"RETURNING {', '.join(CLAIM_COLUMNS)}"
             )
-        cur.execute(sql, (token, now, now, now, *queues, limit))
+        cur.execute(sql, (token, now, now, now, *queues, now, limit))
         return claimed(cur, cur.fetchall(), token)
+
+    def prune_batch(self, cur: Cursor, state: str, before: float, limit: int) -> int:
+        # ANY(ARRAY(…)) for the reason the claim uses it: IN (… LIMIT) flips to a seq scan
+        # under a generic plan.
+        cur.execute(
+            f"DELETE FROM {JOBS} WHERE id = ANY(ARRAY(SELECT id FROM {JOBS} WHERE state = %s "
+            "AND finished_at IS NOT NULL AND finished_at < %s ORDER BY finished_at LIMIT %s))",
+            (state, before, limit),
+        )
+        return int(cur.rowcount)
 
 
 class PostgresListener:

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from ..records import Claimed, NewJob
@@ -25,6 +26,7 @@ from .base import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
+    DUE_LIMIT,
     JOBS,
     Cursor,
     Dialect,
@@ -33,7 +35,13 @@ from .base import (
     due_where,
 )
 
-__all__ = ["SqliteDialect"]
+__all__ = ["JOURNAL_SIZE_LIMIT", "SqliteDialect"]
+
+#: Bytes the WAL file is cut back to when it is reset after a checkpoint.
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+#: Rows a prune must have deleted to be worth a checkpoint of its own.
+_CHECKPOINT_AFTER = 10_000
 
 
 class SqliteDialect(Dialect):
@@ -60,6 +68,11 @@ class SqliteDialect(Dialect):
         # Absolute, so that a process started in another directory finds the same file.
         return url.set(database=str(Path(url.database).resolve()))
 
+    def use_index(self, index: str) -> str:
+        # Without ANALYZE statistics SQLite may prefer a narrower range and a sort, which on a
+        # big table costs a page the whole range.
+        return f" INDEXED BY {index}"
+
     # -- connections ----------------------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
@@ -82,6 +95,9 @@ class SqliteDialect(Dialect):
         # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file,
         # and no fsync per commit (the same durability huey and Django users run with).
         con.execute("PRAGMA synchronous=NORMAL")
+        # The WAL is reused from its start after each complete checkpoint, but never shrinks
+        # by itself: one big write would leave it at its largest for good.
+        con.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         local.con, local.pid = con, os.getpid()
         return con
 
@@ -136,6 +152,12 @@ class SqliteDialect(Dialect):
         # Writers queue for the one write lock (the busy timeout); they never deadlock.
         return False
 
+    def after_prune(self, removed: int) -> None:
+        # A PASSIVE checkpoint copies what the deletes wrote into the database without waiting
+        # for (or blocking) anyone; the next writer then restarts the WAL, cut to the limit.
+        if removed >= _CHECKPOINT_AFTER:
+            self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     # -- schema -----------------------------------------------------------------------------------
 
     def schema_lock(self, cur: Cursor) -> AbstractContextManager[None]:
@@ -164,6 +186,16 @@ class SqliteDialect(Dialect):
         assert path is not None
         return _file_identity(path)
 
+    def existing_indexes(self, cur: Cursor) -> set[str]:
+        cur.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        return {str(name) for (name,) in cur.fetchall()}
+
+    def create_table(self, table: sa.Table) -> str:
+        # AUTOINCREMENT is SQLAlchemy's own SQLite option; SQLite's dialect is loaded already.
+        if table.info.get("options", {}).get(self.name, {}).get("autoincrement"):
+            table.dialect_options["sqlite"]["autoincrement"] = True
+        return super().create_table(table)
+
     # -- dispatch ---------------------------------------------------------------------------------
 
     def insert_one(self, cur: Cursor, job: NewJob) -> int:
@@ -188,12 +220,18 @@ class SqliteDialect(Dialect):
         if sql is None:
             # One UPDATE inside BEGIN IMMEDIATE: the write lock is taken before the rows are
             # chosen, so two runners can never pick the same job.
-            chosen = f"SELECT id FROM {JOBS} WHERE {due_where(len(queues))} {CLAIM_ORDER} LIMIT ?"
+            # INDEXED BY: the order is the claim index's, and sorting a backlog of due jobs
+            # through the due index would cost a claim the whole backlog.
+            chosen = (
+                f"SELECT id FROM {JOBS}{self.use_index('ix_reqrunner_jobs_claim')} "
+                f"WHERE {due_where(len(queues))} {CLAIM_ORDER} "
+                f"LIMIT {DUE_LIMIT}"
+            )
             sql = self._claims[len(queues)] = (
                 f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id IN ({chosen}) "
                 f"RETURNING {', '.join(CLAIM_COLUMNS)}"
             )
-        cur.execute(sql, (token, now, now, now, *queues, limit))
+        cur.execute(sql, (token, now, now, now, *queues, now, limit))
         return claimed(cur, cur.fetchall(), token)
 
 

@@ -1,0 +1,213 @@
+"""How reqrunner's queries grow with the table: the same operations on an empty table and on
+tables holding many delayed jobs and many finished (failed and done) jobs.
+
+For each database and each size N the table is filled with N delayed jobs (due in a year) and
+N history rows (half failed, half done, finished over the last 30 days); then each operation
+is timed (median of repeated calls, in ms): the due check (``has_due``), ``next_due_in``, an
+empty claim, ``stats()``, a page of ``list_jobs`` for failed and delayed jobs, the admin
+overview's reads and ``api/status``'s, and the claim + finish rate of a run draining a batch
+of no-op jobs (jobs/s). A table per database, one column per size.
+
+    python bench/scaling.py [--sizes 0,100000,1000000] [--quick] [--repeat N] [--only DB]
+                            [--pg URL] [--mysql URL]
+
+``--quick`` uses sizes 0 and 2,000 and few repetitions (what CI runs to keep the bench alive).
+A server database is skipped when its URL is empty or it does not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import reqrunner  # noqa: E402
+from reqrunner.store.database import resolve_engine  # noqa: E402
+from reqrunner.store.dialects import JOBS  # noqa: E402
+from reqrunner.store.records import NewJob  # noqa: E402
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/test"
+BENCH_DB = "reqrunner_bench_scaling"
+FILL_CHUNK = 10_000
+DRAIN_JOBS = 2_000
+
+OPERATIONS = (
+    "due check (has_due)",
+    "next_due_in",
+    "empty claim",
+    "stats()",
+    "list_jobs(failed), a page",
+    "list_jobs(delayed), a page",
+    "admin overview reads",
+    "api/status reads",
+    "claim + finish, jobs/s",
+)
+
+
+def _rows(state: str, n: int, now: float) -> list[NewJob]:
+    year = 365 * 86400.0
+    return [
+        NewJob(
+            "bench.noop", "default", state, 0, f'[[], {{"n": {i}}}]',
+            now + year + i if state == "waiting" else now - 86400.0 * 30 * i / max(n, 1),
+            1, 3, 300.0, 5.0, None, None, now - 86400.0 * 30,
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def fill(queue: reqrunner.JobQueue, n: int) -> None:
+    """Add ``n`` delayed jobs and ``n`` finished ones (half failed, half done)."""
+    now = time.time()
+    for state, count in (("waiting", n), ("failed", n // 2), ("done", n - n // 2)):
+        done = 0
+        while done < count:
+            step = min(FILL_CHUNK, count - done)
+            queue.store.enqueue_many(_rows(state, step, now))
+            done += step
+    with queue.store.db.write() as cur:
+        # History rows finish when they became available (spread over the last 30 days).
+        cur.execute(
+            f"UPDATE {JOBS} SET finished_at = available_at "
+            "WHERE state IN ('failed', 'done') AND finished_at IS NULL"
+        )
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    """Median milliseconds of ``fn()``."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def measure(queue: reqrunner.JobQueue, repeat: int) -> dict[str, float]:
+    from reqrunner.web.admin.data import overview  # noqa: PLC0415 (the web side, only here)
+
+    noop = queue.jobs["bench.noop"]
+
+    def admin_overview() -> None:
+        overview(queue)
+        queue.list_jobs(state="reserved", limit=10)
+        queue.list_jobs(state="failed", limit=5)
+
+    figures = {
+        "due check (has_due)": timed(queue.has_due, repeat),
+        "next_due_in": timed(queue.next_due_in, repeat),
+        "empty claim": timed(lambda: queue.store.cycle([], claim=10), repeat),
+        "stats()": timed(queue.stats, repeat),
+        "list_jobs(failed), a page": timed(lambda: queue.list_jobs(state="failed"), repeat),
+        "list_jobs(delayed), a page": timed(lambda: queue.list_jobs(state="delayed"), repeat),
+        "admin overview reads": timed(admin_overview, max(3, repeat // 4)),
+        "api/status reads": timed(queue.stats, repeat),
+    }
+    rates = []
+    for _ in range(3):
+        noop.dispatch_many([{"n": i} for i in range(DRAIN_JOBS)])
+        start = time.perf_counter()
+        report = queue.run(max_jobs=DRAIN_JOBS, max_time=120)
+        rates.append(report.ran / (time.perf_counter() - start))
+    figures["claim + finish, jobs/s"] = statistics.median(rates)
+    return figures
+
+
+def new_queue(url: str) -> reqrunner.JobQueue:
+    queue = reqrunner.JobQueue(url)
+
+    @queue.job(name="bench.noop")
+    def noop(n: int) -> None:
+        pass
+
+    return queue
+
+
+def server_url(base: str) -> str | None:
+    """A fresh database of our own on the server at ``base``; None when it does not answer."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    try:
+        admin = resolve_engine(base)
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            conn.exec_driver_sql(f"CREATE DATABASE {BENCH_DB}")
+        admin.dispose()
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"skipping {base}: {exc.__class__.__name__}", file=sys.stderr)
+        return None
+    return admin.url.set(database=BENCH_DB).render_as_string(hide_password=False)
+
+
+def run_database(label: str, url: str, sizes: list[int], repeat: int) -> dict[int, dict]:
+    results: dict[int, dict[str, float]] = {}
+    queue = new_queue(url)
+    queue.stats()  # creates the tables
+    have = 0
+    for n in sizes:
+        fill(queue, n - have)
+        have = n
+        start = time.perf_counter()
+        results[n] = measure(queue, repeat)
+        print(f"  {label} {n:,} rows: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    queue.close()
+    return results
+
+
+def table(label: str, sizes: list[int], results: dict[int, dict[str, float]]) -> str:
+    head = f"| {label}, with N delayed + N history rows | " + " | ".join(f"{n:,}" for n in sizes)
+    lines = [head + " |", "|---" * (len(sizes) + 1) + "|"]
+    for op in OPERATIONS:
+        cells = []
+        for n in sizes:
+            value = results[n][op]
+            cells.append(f"{value:,.0f}" if op.endswith("jobs/s") else f"{value:.2f} ms")
+        lines.append(f"| {op} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="0,100000,1000000")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--pg", default=os.environ.get("REQRUNNER_TEST_POSTGRES_URL", DEFAULT_PG))
+    parser.add_argument(
+        "--mysql", default=os.environ.get("REQRUNNER_TEST_MYSQL_URL", DEFAULT_MYSQL)
+    )
+    parser.add_argument("--only", choices=["sqlite", "postgresql", "mysql"])
+    parser.add_argument("--repeat", type=int, help="calls per median (default 41; 5 quick)")
+    args = parser.parse_args()
+    sizes = [0, 2_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    repeat = args.repeat or (5 if args.quick else 41)
+    print(f"# reqrunner scaling, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = {"sqlite": f"sqlite:///{tmp}/scaling.sqlite3"}
+        for name, base in (("postgresql", args.pg), ("mysql", args.mysql)):
+            if base and (args.only in (None, name)):
+                url = server_url(base)
+                if url is not None:
+                    targets[name] = url
+        for name, url in targets.items():
+            if args.only not in (None, name):
+                continue
+            results = run_database(name, url, sizes, repeat)
+            print(table(name, sizes, results) + "\n")
+            if name == "sqlite":
+                size = Path(f"{tmp}/scaling.sqlite3").stat().st_size
+                print(f"SQLite file: {size / 1e6:.1f} MB\n")
+
+
+if __name__ == "__main__":
+    main()

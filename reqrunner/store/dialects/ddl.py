@@ -1,0 +1,42 @@
+"""The statements that create reqrunner's tables and indexes on one database.
+
+``schema.py`` declares each database's table options and partial-index predicates in the
+``info`` of its tables and indexes, not as SQLAlchemy's ``<database>_<option>`` keywords (which
+load every named database's SQLAlchemy dialect on import); a dialect applies its own here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+__all__ = ["SchemaStatements"]
+
+
+class SchemaStatements:
+    """``CREATE TABLE`` and ``CREATE INDEX`` for a dialect (a base of ``Dialect``)."""
+
+    name: ClassVar[str]
+    engine: Engine
+
+    def create_table(self, table: sa.Table) -> str:
+        """``CREATE TABLE`` for ``table``, with the options ``schema.py`` gives this database
+        (``table.info["options"][name]``, rendered by :meth:`table_options`)."""
+        options = table.info.get("options", {}).get(self.name, {})
+        sql = str(CreateTable(table).compile(dialect=self.engine.dialect)).rstrip()
+        return sql + self.table_options(table, options)
+
+    def table_options(self, table: sa.Table, options: dict[str, Any]) -> str:
+        """What follows this database's ``CREATE TABLE (…)`` for ``options`` (nothing by
+        default)."""
+        return ""
+
+    def create_index(self, index: sa.Index) -> str:
+        """``CREATE INDEX`` for ``index``, partial where ``schema.py`` gives this database a
+        predicate (``index.info["where"][name]``)."""
+        sql = str(CreateIndex(index).compile(dialect=self.engine.dialect)).rstrip()
+        where = index.info.get("where", {}).get(self.name)
+        return f"{sql} WHERE {where}" if where else sql

@@ -1,0 +1,84 @@
+"""PostgreSQL without a pre-ping: a connection the server dropped costs no failure."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import reqrunner
+from reqrunner.store.database import Cursor, resolve_engine
+from tests.conftest import drop_tables
+
+
+@pytest.fixture
+def pg_queue(postgresql_url: str) -> Iterator[reqrunner.JobQueue]:
+    drop_tables(postgresql_url)
+    queue = reqrunner.JobQueue(postgresql_url)
+
+    @queue.job(name="t.noop")
+    def noop() -> None:
+        pass
+
+    yield queue
+    queue.close()
+
+
+def terminate(url: str, pid: int) -> None:
+    """End backend ``pid`` from a connection of our own, and wait until it is gone."""
+    admin = resolve_engine(url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        for _ in range(200):
+            gone = conn.exec_driver_sql(
+                f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+            ).scalar()
+            if not gone:
+                break
+            time.sleep(0.01)
+    admin.dispose()
+
+
+def backend_pid(queue: reqrunner.JobQueue) -> int:
+    with queue.store.db.read() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return int(cur.fetchone()[0])
+
+
+def test_a_terminated_backend_costs_no_dispatch_and_no_pings(
+    pg_queue: reqrunner.JobQueue, postgresql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings: list[Any] = []
+    dialect = pg_queue.engine.dialect
+    real_ping = dialect.do_ping
+    monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(conn) or real_ping(conn))
+    noop = pg_queue.jobs["t.noop"]
+    noop.dispatch()
+    pid = backend_pid(pg_queue)
+    terminate(postgresql_url, pid)
+
+    noop.dispatch()  # on the pooled connection the server has closed
+    assert pg_queue.run().ran == 2
+    assert backend_pid(pg_queue) != pid
+    assert pings == []
+
+
+def test_a_connection_lost_inside_a_cycle_runs_it_again(
+    pg_queue: reqrunner.JobQueue, postgresql_url: str
+) -> None:
+    db = pg_queue.store.db
+    attempts: list[int] = []
+
+    def work(cur: Cursor) -> int:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = int(cur.fetchone()[0])
+        attempts.append(pid)
+        if len(attempts) == 1:
+            terminate(postgresql_url, pid)
+        cur.execute("SELECT 42")
+        return int(cur.fetchone()[0])
+
+    assert db.write_retrying(work) == 42
+    assert len(attempts) == 2 and attempts[0] != attempts[1]
