@@ -84,11 +84,16 @@ class Database:
         """Reads that see one consistent snapshot where the database offers it."""
         return Transaction(self, write=False)
 
-    def write_retrying(self, work: Callable[[Cursor], T], attempts: int = 5) -> T:
+    def write_retrying(
+        self, work: Callable[[Cursor], T], attempts: int = 5, *, conflicts: bool = False
+    ) -> T:
         """Run ``work`` in a write transaction, again from the start if the database chose it
         as a deadlock victim. InnoDB does so now and then when claims (index order) and
         deletes of finished jobs (primary key order) cross; the whole transaction is safe to
-        repeat because every write in it is fenced by its claim token."""
+        repeat because every write in it is fenced by its claim token.
+
+        ``conflicts``: a unique-index violation is repeated too (a job taking its unique slot
+        back raced a dispatch of the same key; the next try sees that dispatch)."""
         for attempt in range(1, attempts + 1):
             try:
                 with self.write() as cur:
@@ -96,7 +101,10 @@ class Database:
             except StoreError as exc:
                 if attempt == attempts or not self.dialect.is_deadlock(exc.__cause__):
                     raise
-                time.sleep(random.uniform(0.001, 0.01) * attempt)
+            except self.dialect.integrity_errors:
+                if attempt == attempts or not conflicts:
+                    raise
+            time.sleep(random.uniform(0.001, 0.01) * attempt)
         raise AssertionError("unreachable")
 
     def store_error(self, exc: BaseException) -> BaseException:

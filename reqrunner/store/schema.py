@@ -7,6 +7,7 @@ same comparisons on SQLite, PostgreSQL and MySQL/MariaDB, and no time-zone surpr
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 __all__ = ["SCHEMA_VERSION", "counters", "jobs", "leases", "meta", "metadata"]
 
@@ -18,6 +19,10 @@ metadata = sa.MetaData()
 # are never handed out again: a job id a caller holds must not come to name another job.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+# MySQL's TEXT holds 64 KB, SQLite's and PostgreSQL's text a gigabyte: LONGTEXT there, so a
+# payload, a traceback or a description fits the same on every database.
+_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
 jobs = sa.Table(
     "reqrunner_jobs",
     metadata,
@@ -26,7 +31,7 @@ jobs = sa.Table(
     sa.Column("queue", sa.String(64), nullable=False),
     sa.Column("state", sa.String(10), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("payload", _TEXT, nullable=False),
     sa.Column("available_at", sa.Double, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("max_attempts", sa.Integer, nullable=False),
@@ -38,14 +43,17 @@ jobs = sa.Table(
     # over it gives "at most one unclaimed job per key" on every dialect, MySQL included, which
     # has no partial indexes.
     sa.Column("unique_slot", sa.String(64)),
+    # The slot a claim cleared, kept so that a retry or a release can take it back (or, when
+    # another unclaimed job holds it by then, give way to that job).
+    sa.Column("unique_hash", sa.String(64)),
     sa.Column("unique_key", sa.String(255)),
     sa.Column("progress", sa.Double),
     sa.Column("label", sa.String(255)),
-    sa.Column("description", sa.Text),
+    sa.Column("description", _TEXT),
     sa.Column("error_type", sa.String(255)),
-    sa.Column("error_message", sa.Text),
-    sa.Column("error_traceback", sa.Text),
-    sa.Column("history", sa.Text),
+    sa.Column("error_message", _TEXT),
+    sa.Column("error_traceback", _TEXT),
+    sa.Column("history", _TEXT),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("started_at", sa.Double),
     sa.Column("finished_at", sa.Double),
@@ -84,7 +92,7 @@ meta = sa.Table(
     "reqrunner_meta",
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("value", _TEXT, nullable=False),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )

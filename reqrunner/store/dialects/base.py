@@ -62,10 +62,12 @@ INSERT_CHUNK = 500
 
 INSERT = f"INSERT INTO {JOBS} ({', '.join(INSERT_COLUMNS)}) VALUES "
 VALUES_ROW = "(" + ", ".join("?" for _ in INSERT_COLUMNS) + ")"
-#: What claiming does to a row. Parameters: token, now, now.
+#: What claiming does to a row. Parameters: token, now, now. The unique slot moves to
+#: ``unique_hash`` (MySQL assigns left to right, the others from the old row: both read the old
+#: slot here), so that the job can take it back when it returns to waiting.
 CLAIM_SET = (
     "state = 'reserved', token = ?, attempts = attempts + 1, reserved_until = ? + ttr, "
-    "started_at = ?, unique_slot = NULL"
+    "started_at = ?, unique_hash = COALESCE(unique_slot, unique_hash), unique_slot = NULL"
 )
 #: The order jobs are claimed in (the claim index's order).
 CLAIM_ORDER = "ORDER BY priority DESC, available_at, id"
