@@ -21,6 +21,7 @@ class Meta:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.dialect = db.dialect
+        self._pruned = 0.0
 
     def get(self, name: str) -> str | None:
         with self.db.read() as cur:
@@ -103,6 +104,34 @@ class Meta:
                 ),
                 (name, token),
             )
+
+    # -- things done once -------------------------------------------------------------------------
+
+    def use_once(self, name: str, until: float) -> bool:
+        """Record ``name`` as used until ``until`` (epoch seconds); True the first time, False
+        for every later call before then (race-free: the row's primary key decides)."""
+        _check_name(ONCE_PREFIX + name)
+        now = time.time()
+        with self.db.write() as cur:
+            if now - self._pruned >= ONCE_PRUNE_EVERY:
+                self._pruned = now
+                cur.execute(
+                    self.dialect.q(
+                        "DELETE FROM reqrunner_leases WHERE name LIKE ? AND expires_at < ?"
+                    ),
+                    (ONCE_PREFIX + "%", now),
+                )
+            cur.execute(
+                self.dialect.insert_ignore("reqrunner_leases", "name, token, expires_at"),
+                (ONCE_PREFIX + name, None, until),
+            )
+            return bool(cur.rowcount == 1)
+
+
+#: Names of :meth:`Meta.use_once` records in the leases table (never taken as a lease).
+ONCE_PREFIX = "once."
+#: Seconds between deletions of expired :meth:`Meta.use_once` records, per process.
+ONCE_PRUNE_EVERY = 60.0
 
 
 def _check_name(name: str) -> None:

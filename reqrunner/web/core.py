@@ -71,9 +71,12 @@ class Origin:
 
     scheme: str
     host: str
-    """``host[:port]`` as the request addressed it."""
+    """``host[:port]`` as the request addressed it (a visitor's choice: never a target)."""
     root_path: str
     """Where the app is mounted (ASGI ``root_path``, WSGI ``SCRIPT_NAME``)."""
+    server: str | None = None
+    """``host:port`` where the server reaches itself (see
+    :func:`~reqrunner.web.trigger.own_address`); the self-request's target without ``self_url``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,9 @@ class MiddlewareCore:
             from .admin.site import AdminSite  # noqa: PLC0415
 
             site = AdminSite(self, options.admin)
-        self.router = Router(signer=self.signer, run=self.run_from_endpoint, admin=site)
+        self.router = Router(
+            signer=self.signer, run=self.run_from_endpoint, use_once=queue.use_once, admin=site
+        )
         self._signer: Signer | None = None
         self._signer_lock = threading.Lock()
         self._client: httpx.Client | None = None
@@ -248,10 +253,12 @@ class MiddlewareCore:
         url = run_url(
             self_url=self.options.self_url,
             scheme=origin.scheme,
-            host=origin.host,
+            server=origin.server,
             root_path=origin.root_path,
             path=self.path,
         )
+        if url is None:
+            return False  # no address of its own to call: run here
         token = self.signer().sign(RUN_PURPOSE, ttl=SELF_REQUEST_TOKEN_TTL)
         error = post_run(url, token, client=self._http_client())
         if error is None:

@@ -10,8 +10,10 @@ the secret learns nothing from probing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from ..errors import StoreError
 from .http import Request, Response
 from .signing import Signer
 from .trigger import SCRIPT
@@ -26,6 +28,8 @@ RUN_PURPOSE = "run"
 
 TICK_PURPOSE = "tick"
 """The signing purpose of the long-lived tokens in ``{path}/tick`` URLs."""
+
+logger = logging.getLogger("reqrunner")
 
 _TEXT = (("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store"))
 
@@ -42,7 +46,9 @@ class Router:
 
     ``signer`` is called for the signer when a token must be checked (the secret may come from the
     database, so it is fetched lazily). ``run`` is the bounded run promised by a ``202``, to be
-    done after the response. ``admin`` handles ``/admin`` and everything below it; without one
+    done after the response. ``use_once(nonce, until)`` records a ``{path}/run`` token's nonce
+    and says whether it was new, so that a token is taken once (a tick URL is fetched again
+    and again by design). ``admin`` handles ``/admin`` and everything below it; without one
     those paths are 404 like any other unknown path.
     """
 
@@ -51,10 +57,12 @@ class Router:
         *,
         signer: Callable[[], Signer],
         run: Callable[[], None],
+        use_once: Callable[[str, float], bool],
         admin: Handler | None = None,
     ) -> None:
         self._signer = signer
         self._run = run
+        self._use_once = use_once
         self._admin = admin
 
     def __call__(self, request: Request) -> Response:
@@ -83,8 +91,15 @@ class Router:
         return self._accept(request.query.get("token", ""), TICK_PURPOSE)
 
     def _accept(self, token: str, purpose: str) -> Response:
-        if not token or not self._signer().verify(token, purpose):
-            return _plain(403, "Forbidden")
+        try:
+            signed = self._signer().check(token, purpose) if token else None
+            if signed is None or (
+                purpose == RUN_PURPOSE and not self._use_once(signed.nonce, signed.expires)
+            ):
+                return _plain(403, "Forbidden")
+        except StoreError as exc:
+            logger.warning("reqrunner could not check a run token: %s", exc)
+            return _plain(503, "Service Unavailable", ("retry-after", "5"))
         return Response(
             status=202,
             body=b"Accepted",
