@@ -103,6 +103,9 @@ leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("token", sa.String(32)),
     sa.Column("expires_at", sa.Double, nullable=False),
+    # Who holds it (host, PID namespace, PID), so that a lease whose holder died on this host
+    # is taken over at once rather than after it expires.
+    sa.Column("holder", sa.String(255)),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -39,6 +38,7 @@ from .policy import (
     resolve_auto,
 )
 from .routes import RUN_PURPOSE, TICK_PURPOSE, Router
+from .runlease import RunLease
 from .signing import Signer
 from .trigger import CircuitBreaker, can_inject, post_run, run_url, script_tag
 
@@ -57,12 +57,8 @@ SCRIPT_TOKEN_TTL = 600.0
 TICK_TOKEN_TTL = 365 * 24 * 3600.0
 """A tick URL is pasted into an uptime monitor's settings once: it lasts a year (or until the
 site's secret changes)."""
-LEASE_RECHECK_SECONDS = 1.0
-"""How often a run renews (and so re-checks) its lease between jobs."""
 MAX_ROUTE_BODY = 64 * 1024
 """reqrunner's own routes take small forms; larger bodies are cut off, not buffered."""
-
-_LEASE_PREFIX = "reqrunner.run."
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -310,39 +306,24 @@ class MiddlewareCore:
         """Run a bounded batch under one of the ``max_concurrent_runs`` leases.
 
         Returns ``None`` without running when every lease is held: another process (or thread)
-        is already draining the queue. The lease is renewed between jobs, and a run that lost it
-        (or whose process is stopping) stops after its current job.
+        is already draining the queue. The lease is renewed while the run lasts, long jobs
+        included, and a run that lost it (or whose process is stopping) stops after its
+        current job.
         """
         queue = self.queue
-        for slot in range(self.options.max_concurrent_runs):
-            name = f"{_LEASE_PREFIX}{slot}"
-            token = queue.acquire_lease(name, self.lease_ttl)
-            if token is not None:
-                break
-        else:
+        lease = RunLease.take(queue, self.options.max_concurrent_runs, self.lease_ttl)
+        if lease is None:
             return None
 
-        renewed = time.monotonic()
-
         def should_stop() -> bool:
-            # Asked before every job. Renewing (and so re-checking) the lease every time would
-            # add a write per job to a runner that batches its writes; once a second is plenty
-            # for a lease that lives 2 x max_time.
-            nonlocal renewed
-            if stopping():
-                return True
-            if time.monotonic() - renewed < LEASE_RECHECK_SECONDS:
-                return False
-            renewed = time.monotonic()
-            return not queue.renew_lease(name, token, self.lease_ttl)
+            # Asked before every job: the lease is kept by its own thread, so this is free.
+            return stopping() or lease.lost
 
         try:
-            report = queue.run(self.options.limits, should_stop=should_stop)
+            with lease:
+                report = queue.run(self.options.limits, should_stop=should_stop)
         finally:
-            try:
-                queue.release_lease(name, token)
-            finally:
-                self.policy.invalidate()
+            self.policy.invalidate()
         summary: dict[str, object] = {
             "via": via,
             "ran": report.ran,
