@@ -152,8 +152,11 @@ class Database:
         cur.execute(q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",))
         row = cur.fetchone()
         if row is None:
+            # Ignoring a duplicate: a process that created the tables just before us may not
+            # have committed its row yet when its lock was released (MySQL's lock belongs to
+            # the session, and is let go before the commit).
             cur.execute(
-                q("INSERT INTO reqrunner_meta (name, value) VALUES (?, ?)"),
+                self.dialect.insert_ignore("reqrunner_meta", "name, value"),
                 ("schema_version", str(SCHEMA_VERSION)),
             )
         elif int(row[0]) > SCHEMA_VERSION:

@@ -253,3 +253,22 @@ def test_a_listener_hears_dispatches_to_its_queues_once_they_commit(postgresql_u
     finally:
         listener.close()
         db.close()
+
+
+def test_mysql_refuses_to_create_tables_without_the_schema_lock(mysql_url: str) -> None:
+    drop_tables(mysql_url)
+    holder = resolve_engine(mysql_url)
+    db = Database(resolve_engine(mysql_url))
+    db.dialect.schema_lock_wait = 0.5  # type: ignore[attr-defined]
+    with holder.connect() as conn:
+        assert conn.exec_driver_sql("SELECT GET_LOCK('reqrunner_schema', 0)").scalar() == 1
+        with pytest.raises(StoreError, match="schema lock"):
+            db.ensure_schema()
+        assert not db._schema_ready
+        conn.exec_driver_sql("SELECT RELEASE_LOCK('reqrunner_schema')")
+    db.ensure_schema()  # free again: taken, and released after
+    with holder.connect() as conn:
+        assert conn.exec_driver_sql("SELECT GET_LOCK('reqrunner_schema', 0)").scalar() == 1
+        conn.exec_driver_sql("SELECT RELEASE_LOCK('reqrunner_schema')")
+    db.close()
+    holder.dispose()
