@@ -59,8 +59,18 @@ def resolve_engine(url_or_engine: str | Engine | None) -> Engine:
             "postgresql://user@host/db or mysql://user@host/db"
         ) from exc
     # The dialect refuses what it cannot serve and names the driver where the URL names none.
-    url = for_dialect(url.get_backend_name()).resolve_url(url)
-    return sa.create_engine(url, pool_pre_ping=True)
+    dialect = for_dialect(url.get_backend_name())
+    url = dialect.resolve_url(url)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        if dialect.extra is None:
+            raise
+        raise ModuleNotFoundError(
+            f"the {url.get_backend_name()} driver {exc.name or url.get_driver_name()!r} is not "
+            f"installed: pip install 'reqrunner[{dialect.extra}]'",
+            name=exc.name,
+        ) from exc
 
 
 class Database:

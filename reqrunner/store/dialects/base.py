@@ -165,6 +165,9 @@ class Dialect(ABC):
     """The SQLAlchemy backend names this class serves."""
     placeholder: ClassVar[str]
     """The driver's parameter marker."""
+    extra: ClassVar[str | None] = None
+    """reqrunner's optional dependency that installs the driver (``pip install
+    reqrunner[extra]``); None when the standard library has it."""
     listens: ClassVar[bool] = False
     """Whether :meth:`listener` gives a connection woken by every dispatch."""
     row_lock: ClassVar[str] = " FOR UPDATE SKIP LOCKED"

@@ -47,6 +47,7 @@ class MySQLDialect(Dialect):
     name = "mysql"
     backends = ("mysql", "mariadb")
     placeholder = "%s"
+    extra = "mysql"
     schema_lock_wait: float = 30.0
     """Seconds to wait for another process creating the tables."""
 
