@@ -202,6 +202,8 @@ class Transaction:
             self._connection, cur = db.dialect.begin(write=self._write)
             return cur
         except db.driver_errors as exc:
+            if db.dialect.schema_lost():
+                db._schema_ready = False
             raise db.store_error(exc) from exc
 
     def __exit__(

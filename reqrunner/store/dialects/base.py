@@ -236,6 +236,11 @@ class Dialect(ABC):
         """Close the connections this dialect opened (on this thread) and the engine's pool."""
         self.engine.dispose()
 
+    def schema_lost(self) -> bool:
+        """Whether the database the tables were created in has gone since the last call (a
+        SQLite file deleted or replaced), so they must be looked for again. Never by default."""
+        return False
+
     @abstractmethod
     def is_deadlock(self, exc: BaseException | None) -> bool:
         """Whether a driver error means "deadlock or lock wait ended: run it again"."""

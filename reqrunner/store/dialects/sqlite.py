@@ -9,6 +9,7 @@ needs no row locks and the schema no lock of its own.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -35,6 +36,8 @@ from .base import (
 
 __all__ = ["SqliteDialect"]
 
+log = logging.getLogger("reqrunner.store")
+
 
 class SqliteDialect(Dialect):
     """SQLite 3.35 or later (``UPDATE … RETURNING``), through the standard library's driver."""
@@ -48,6 +51,7 @@ class SqliteDialect(Dialect):
         super().__init__(engine, busy_timeout=busy_timeout)
         self.driver_errors += (sqlite3.Error,)
         self._local = threading.local()
+        self._schema_lost = False
         self._insert_one = self.insert_sql(1, returning=True)
 
     @classmethod
@@ -65,12 +69,26 @@ class SqliteDialect(Dialect):
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened and set up on first use."""
         local = self._local
-        con: sqlite3.Connection | None = getattr(local, "con", None)
-        if con is not None and local.pid == os.getpid():
-            return con
-        # A connection inherited through fork() must not be used by the child.
         path = self.engine.url.database
         assert path is not None
+        con: sqlite3.Connection | None = getattr(local, "con", None)
+        if con is not None and local.pid == os.getpid():
+            if _identity(path) == local.identity:
+                return con
+            # The file was deleted or replaced under us: this connection would go on writing
+            # to the unlinked file, and every job dispatched there would be lost.
+            con.close()
+            local.con = None
+            self._schema_lost = True
+            log.error(
+                "the SQLite job database %s was deleted or replaced while in use; reconnecting "
+                "to the file now at that path (jobs written to the old file are not in it)",
+                path,
+            )
+            raise sqlite3.OperationalError(
+                f"the SQLite file {path} was deleted or replaced while in use; reconnected"
+            )
+        # A connection inherited through fork() must not be used by the child.
         con = sqlite3.connect(
             path,
             timeout=self.busy_timeout,
@@ -82,8 +100,12 @@ class SqliteDialect(Dialect):
         # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file,
         # and no fsync per commit (the same durability huey and Django users run with).
         con.execute("PRAGMA synchronous=NORMAL")
-        local.con, local.pid = con, os.getpid()
+        local.con, local.pid, local.identity = con, os.getpid(), _identity(path)
         return con
+
+    def schema_lost(self) -> bool:
+        lost, self._schema_lost = self._schema_lost, False
+        return lost
 
     def _use_wal(self, con: sqlite3.Connection) -> None:
         # Switching a new file to WAL needs a lock that SQLite's busy handler does not wait for:
@@ -164,3 +186,12 @@ class SqliteDialect(Dialect):
             )
         cur.execute(sql, (token, now, now, now, *queues, limit))
         return claimed(cur, cur.fetchall(), token)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file at ``path`` as the system knows it (device, inode); None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
