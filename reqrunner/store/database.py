@@ -122,6 +122,9 @@ class Database:
         :class:`StoreError` naming the database."""
         if isinstance(exc, self.dialect.integrity_errors):
             return exc
+        hint = self.dialect.explain(exc)
+        if hint is not None:
+            return StoreError(f"job database {self.safe_url}: {hint} ({exc})")
         return StoreError(f"job database {self.safe_url}: {exc}")
 
     @property

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import httpx
 
+from ..errors import StoreError
 from ..models import RunReport
 from . import health
 from .background import stopping
@@ -37,6 +38,7 @@ from .policy import (
     default_qualify,
     resolve_auto,
 )
+from .quiet import warn_store
 from .routes import RUN_PURPOSE, TICK_PURPOSE, Router
 from .runlease import RunLease
 from .signing import Signer
@@ -145,6 +147,11 @@ class MiddlewareCore:
         """Answer a request to one of reqrunner's own routes (blocking)."""
         try:
             return self.router(request)
+        except StoreError as exc:
+            warn_store(logger, f"could not answer {request.method} {request.path}", exc)
+            return Response(
+                status=503, body=b"Service Unavailable", headers=(("retry-after", "5"),)
+            )
         except Exception:
             logger.exception("reqrunner failed to answer %s %s", request.method, request.path)
             return Response(status=500, body=b"Internal Server Error")
@@ -241,6 +248,8 @@ class MiddlewareCore:
             if mode == "async" and not self.breaker.is_open and self._self_request(origin):
                 return
             self.run_bounded(via="sync")
+        except StoreError as exc:
+            warn_store(logger, "could not run jobs after a response", exc)
         except Exception:
             logger.exception("reqrunner's after-response run failed")
 
@@ -299,6 +308,8 @@ class MiddlewareCore:
         """The bounded run promised by ``{path}/run``'s ``202`` (blocking, never raises)."""
         try:
             self.run_bounded(via="endpoint")
+        except StoreError as exc:
+            warn_store(logger, "could not run jobs after {path}/run", exc)
         except Exception:
             logger.exception("reqrunner's run after {path}/run failed")
 

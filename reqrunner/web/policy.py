@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ..errors import StoreError
+from .quiet import warn_store
+
 __all__ = [
     "DUE_CACHE_SECONDS",
     "Concrete",
@@ -148,8 +151,11 @@ class RunPolicy:
             generation = self._generation
         try:
             due = bool(self._queue.has_due())
+        except StoreError as exc:
+            warn_store(logger, "could not check for due jobs (pages are served, no job runs)", exc)
+            due = False
         except Exception:
-            logger.exception("reqrunner could not check for due jobs; serving pages without")
+            logger.exception("reqrunner could not check for due jobs; pages served, no job runs")
             due = False
         with self._lock:
             # A dispatch that landed while the query ran may not be in its answer: keep that

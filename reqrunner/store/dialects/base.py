@@ -236,6 +236,11 @@ class Dialect(ABC):
         """Close the connections this dialect opened (on this thread) and the engine's pool."""
         self.engine.dispose()
 
+    def explain(self, exc: BaseException) -> str | None:
+        """What a driver error most likely means, in words that say what to do, where the
+        driver's own message does not (None: nothing to add)."""
+        return None
+
     def schema_lost(self) -> bool:
         """Whether the database the tables were created in has gone since the last call (a
         SQLite file deleted or replaced), so they must be looked for again. Never by default."""

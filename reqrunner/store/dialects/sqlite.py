@@ -31,6 +31,7 @@ from .base import (
     Dialect,
     chunks,
     claimed,
+    driver_error,
     due_where,
 )
 
@@ -102,6 +103,21 @@ class SqliteDialect(Dialect):
         con.execute("PRAGMA synchronous=NORMAL")
         local.con, local.pid, local.identity = con, os.getpid(), _identity(path)
         return con
+
+    def explain(self, exc: BaseException) -> str | None:
+        path = self.engine.url.database
+        if path is None or not isinstance(driver_error(exc), sqlite3.OperationalError):
+            return None
+        folder = os.path.dirname(path) or "."
+        if not os.access(folder, os.W_OK):
+            return (
+                f"the directory {folder} is not writable, and SQLite must create "
+                f"{os.path.basename(path)}-wal and -shm beside the database there; make it "
+                "writable by the user the site runs as, or set REQRUNNER_DATABASE_URL"
+            )
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return f"the file {path} is not writable by the user the site runs as"
+        return None
 
     def schema_lost(self) -> bool:
         lost, self._schema_lost = self._schema_lost, False
