@@ -241,6 +241,11 @@ class Dialect(ABC):
         driver's own message does not (None: nothing to add)."""
         return None
 
+    def store_exists(self) -> bool:
+        """Whether the database is there before reqrunner first uses it (False: a SQLite file
+        that the first connection will create, empty). A server database always is."""
+        return True
+
     def schema_lost(self) -> bool:
         """Whether the database the tables were created in has gone since the last call (a
         SQLite file deleted or replaced), so they must be looked for again. Never by default."""

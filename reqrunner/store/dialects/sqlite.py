@@ -119,6 +119,10 @@ class SqliteDialect(Dialect):
             return f"the file {path} is not writable by the user the site runs as"
         return None
 
+    def store_exists(self) -> bool:
+        path = self.engine.url.database
+        return path is not None and os.path.exists(path)
+
     def schema_lost(self) -> bool:
         lost, self._schema_lost = self._schema_lost, False
         return lost
