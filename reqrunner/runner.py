@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from . import memory
 from .context import JobContext
 from .errors import JobInterrupted, RunnerStopped, UnknownJob, error_type
+from .heartbeat import Heartbeat
 from .models import Limits, RunReport, StopReason
 from .store.operations import Ack, Claimed, Store, history_with
 from .store.records import storable
@@ -82,54 +83,6 @@ def _clip(text: str, limit: int) -> str:
     return f"{text[:half]}\n… ({len(text) - limit} characters cut) …\n{text[-half:]}"
 
 
-class _Heartbeat:
-    """Renews the leases of the batch a runner holds while its jobs run longer than a beat."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._token: str | None = None
-        self._interval = 60.0
-        self._wake = threading.Event()
-        self._done = False
-        self._thread: threading.Thread | None = None
-
-    def hold(self, batch: Sequence[Claimed]) -> None:
-        self._token = batch[0].token
-        # A third of the shortest lease leaves two beats' slack for a slow database.
-        self._interval = max(0.05, min(job.ttr for job in batch) / 3)
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._beat, name="reqrunner-heartbeat", daemon=True
-            )
-            self._thread.start()
-        else:
-            self._wake.set()
-
-    def drop(self) -> None:
-        self._token = None
-
-    def stop(self) -> None:
-        self._done = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _beat(self) -> None:
-        while True:
-            woken = self._wake.wait(self._interval)
-            self._wake.clear()
-            if self._done:
-                return
-            token = self._token
-            # Woken by a new batch: its leases were just set by the claim, nothing to renew.
-            if woken or token is None:
-                continue
-            try:
-                self._store.renew(token)
-            except Exception:
-                log.exception("could not renew job leases")
-
-
 class Runner:
     """One bounded run over a store with a registry of job functions."""
 
@@ -165,7 +118,7 @@ class Runner:
         pending: list[Ack] = []
         first_pending = 0.0
         batch: collections.deque[Claimed] = collections.deque()
-        heartbeat = _Heartbeat(self.store)
+        heartbeat = Heartbeat(self.store)
         stopped_by: StopReason = "empty"
         try:
             while True:
