@@ -117,6 +117,8 @@ class MiddlewareCore:
         self.qualify: Qualify = options.qualify or default_qualify
         self.policy = RunPolicy(queue, run_rate=options.run_rate)
         self.breaker = CircuitBreaker()
+        self.quiet = self.policy.quiet
+        """This middleware's repeated database warnings, said once a minute."""
         site = None
         if options.admin is not None:
             # Imported here, so that a site without the admin never loads its pages.
@@ -148,7 +150,7 @@ class MiddlewareCore:
         try:
             return self.router(request)
         except StoreError as exc:
-            warn_store(logger, f"could not answer {request.method} {request.path}", exc)
+            warn_store(logger, f"could not answer {request.method} {request.path}", exc, self.quiet)
             return Response(
                 status=503, body=b"Service Unavailable", headers=(("retry-after", "5"),)
             )
@@ -249,7 +251,7 @@ class MiddlewareCore:
                 return
             self.run_bounded(via="sync")
         except StoreError as exc:
-            warn_store(logger, "could not run jobs after a response", exc)
+            warn_store(logger, "could not run jobs after a response", exc, self.quiet)
         except Exception:
             logger.exception("reqrunner's after-response run failed")
 
@@ -309,7 +311,7 @@ class MiddlewareCore:
         try:
             self.run_bounded(via="endpoint")
         except StoreError as exc:
-            warn_store(logger, "could not run jobs after {path}/run", exc)
+            warn_store(logger, "could not run jobs after {path}/run", exc, self.quiet)
         except Exception:
             logger.exception("reqrunner's run after {path}/run failed")
 

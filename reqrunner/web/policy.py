@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from ..errors import StoreError
-from .quiet import warn_store
+from .quiet import Throttle, warn_store
 
 __all__ = [
     "DUE_CACHE_SECONDS",
@@ -113,6 +113,8 @@ class RunPolicy:
         cache_seconds: float = DUE_CACHE_SECONDS,
     ) -> None:
         self._queue = queue
+        self.quiet = Throttle()
+        """Its repeated database warnings, said once a minute."""
         self.run_rate = run_rate
         self._rng = rng or random.Random()
         self._clock = clock
@@ -152,7 +154,8 @@ class RunPolicy:
         try:
             due = bool(self._queue.has_due())
         except StoreError as exc:
-            warn_store(logger, "could not check for due jobs (pages are served, no job runs)", exc)
+            what = "could not check for due jobs (pages are served, no job runs)"
+            warn_store(logger, what, exc, self.quiet)
             due = False
         except Exception:
             logger.exception("reqrunner could not check for due jobs; pages served, no job runs")

@@ -46,6 +46,9 @@ class Throttle:
 _THROTTLE = Throttle()
 
 
-def warn_store(logger: logging.Logger, what: str, error: BaseException) -> None:
-    """Say, at most once a minute per ``what``, that the job database failed it."""
-    _THROTTLE.warn(logger, what, "reqrunner %s: %s", what, error)
+def warn_store(
+    logger: logging.Logger, what: str, error: BaseException, throttle: Throttle | None = None
+) -> None:
+    """Say, at most once a minute per ``what`` (per ``throttle``: the middleware's own, else
+    the process's), that the job database failed it."""
+    (throttle or _THROTTLE).warn(logger, what, "reqrunner %s: %s", what, error)
