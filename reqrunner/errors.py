@@ -8,6 +8,8 @@ The tree::
     ├── JobInterrupted        recorded: a job whose runner died or was stopped mid-job
     └── StoreError            raised: the job database could not be used
 
+    RunnerStopped             a SystemExit a worker raises inside a running job to stop now
+
 *Recorded* errors are never raised to a caller: the runner writes them as the job's error
 (``JobInfo.error.type`` is then ``"reqrunner.UnknownJob"`` or ``"reqrunner.JobInterrupted"``)
 and goes on with the next job, as it does for an exception a job function raises.
@@ -25,6 +27,7 @@ __all__ = [
     "JobInterrupted",
     "JobNotFound",
     "ReqRunnerError",
+    "RunnerStopped",
     "StoreError",
     "UnknownJob",
     "error_type",
@@ -67,6 +70,14 @@ class JobInterrupted(ReqRunnerError):
 
 class StoreError(ReqRunnerError):
     """The job database could not be reached or refused a statement."""
+
+
+class RunnerStopped(SystemExit):
+    """Raised inside a running job to end the process at once (a worker's second signal).
+
+    The runner records the job as interrupted and lets the exit go on, whereas a job's own
+    ``sys.exit()`` is recorded as the job's error and the run goes on with the next job.
+    """
 
 
 def error_type(exc_type: type[BaseException]) -> str:

@@ -489,6 +489,11 @@ class JobQueue:
         version, lock wait); raises :class:`~reqrunner.StoreError` when it is unreachable."""
         return storage_facts(self._db)
 
+    def use_once(self, name: str, until: float) -> bool:
+        """Record ``name`` as used until ``until`` (epoch seconds), across all processes; True
+        the first time, False while the record lasts (what makes a run token single-use)."""
+        return self._meta.use_once(name, until)
+
     def close(self) -> None:
         """Close this thread's connections and the engine's pool."""
         self._db.close()

@@ -24,10 +24,11 @@ from typing import Any, Protocol
 
 from . import memory
 from .context import JobContext
-from .errors import JobInterrupted, UnknownJob, error_type
+from .errors import JobInterrupted, RunnerStopped, UnknownJob, error_type
 from .heartbeat import Heartbeat
 from .models import Limits, RunReport, StopReason
 from .store.operations import Ack, Claimed, Store, history_with
+from .store.records import storable
 
 __all__ = ["JobFunction", "Runner", "backoff_delay"]
 
@@ -270,18 +271,38 @@ class Runner:
                 started=t0,
             )
             return _kept(failure, keep)
+        except RunnerStopped as exc:
+            self._stop_now(job, exc)
+            raise
+        except SystemExit as exc:
+            # The job's own sys.exit(): an error of that job, not an order to the process
+            # that runs it (the run goes on, and `reqrunner run` keeps its exit codes).
+            failure = self._failure(
+                job,
+                "SystemExit",
+                f"the job called sys.exit({exc.code!r}); a job should return or raise",
+                traceback.format_exc(),
+                permanent=False,
+                started=t0,
+            )
+            return _kept(failure, keep)
         except BaseException as exc:
-            # KeyboardInterrupt / SystemExit: the job did not finish; leave it to be claimed
-            # again right away, its attempt counted, rather than wait out its lease.
-            log.warning("%s interrupted by %s", label, type(exc).__name__)
-            self.store.cycle([self._interrupted(job, exc)])
+            self._stop_now(job, exc)
             raise
         log.info("%s succeeded in %.1f ms", label, (time.perf_counter() - t0) * 1000)
         return Ack(job.id, job.token, "done", value=encoded, keep_for=keep)
 
+    def _stop_now(self, job: Claimed, cause: BaseException) -> None:
+        # KeyboardInterrupt, a worker's second signal: the job did not finish; leave it to be
+        # claimed again right away, its attempt counted, rather than wait out its lease.
+        log.warning("job %s %s interrupted by %s", job.id, job.name, type(cause).__name__)
+        self.store.cycle([self._interrupted(job, cause)])
+
     def _interrupted(self, job: Claimed, cause: BaseException) -> Ack:
         stopped_by = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
-        message = f"the process running it was stopped ({stopped_by}) before the job finished"
+        message = storable(
+            f"the process running it was stopped ({stopped_by}) before the job finished"
+        )
         entry = {
             "attempt": job.attempts,
             "at": time.time(),
@@ -302,6 +323,9 @@ class Runner:
         self, job: Claimed, kind: str, message: str, tb: str, *, permanent: bool, started: float
     ) -> Ack:
         took = (time.perf_counter() - started) * 1000
+        # What a job raised can hold anything: a file name os.fsdecode() could not decode, a
+        # NUL. Every database and every log must take it.
+        kind, message, tb = storable(kind), storable(message), storable(tb)
         entry = {
             "attempt": job.attempts,
             "at": time.time(),

@@ -170,12 +170,32 @@ def run_command(args: argparse.Namespace) -> int:
 
         return doctor(args, out)
     queue = load_queue(args.app, args.db, need_jobs=args.verb in ("run", "work", "periodic"))
+    existed = queue.dialect.store_exists()
     try:
-        return _COMMANDS[args.verb](queue, args, out)
+        status = _COMMANDS[args.verb](queue, args, out)
     except ReqRunnerError as exc:
         # StoreError and friends carry a readable message already (URL with password hidden).
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if queue.url not in first:
+            first += f" (job database {queue.url})"
         print(f"reqrunner {args.verb}: error: {first}", file=sys.stderr)
         return EXIT_FAILURE
+    else:
+        if status == EXIT_OK:
+            _name_database(args.verb, queue.url, existed)
+        return status
     finally:
         queue.close()
+
+
+def _name_database(verb: str, url: str, existed: bool) -> None:
+    # On stderr, so that --json output stays one JSON document: which database this was (a
+    # relative SQLite path, and the default one, differ with the current directory).
+    print(f"reqrunner {verb}: job database {url}", file=sys.stderr)
+    if not existed:
+        print(
+            f"reqrunner {verb}: warning: there was no job database at {url}, so a new, empty "
+            "one was created; run from the site's directory, or name the site's with --db or "
+            "REQRUNNER_DATABASE_URL",
+            file=sys.stderr,
+        )

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreError
+from ..errors import RunnerStopped, StoreError
 from ..models import Limits, WorkerSeen
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ MIN_WAIT = 0.05
 """Seconds an idle worker waits at least before looking again (no busy loop on a race)."""
 RESTART_CHECK_EVERY = 1.0
 """Seconds between looks at the restart key while jobs keep coming (one small query each)."""
+SLOW_JOB_SECONDS = 0.05
+"""A job at least this long (seconds) is followed by a restart check whatever the throttle."""
 
 
 def request_restart(queue: JobQueue) -> None:
@@ -101,6 +103,7 @@ class Worker:
         self._signal: int | None = None
         self._restart_mark: str | None = None
         self._restart_checked = 0.0
+        self._restart_asked = 0.0
         self._restarting = False
         self._listener: Listener | None = None
         self._wake_r = self._wake_w = -1
@@ -116,13 +119,20 @@ class Worker:
             # Raised in the job's frame: the runner records the job as interrupted and gives it
             # back to the queue at once, and the process exits without waiting for it.
             log.warning("second %s: exiting now, the current job goes back to the queue", name)
-            raise SystemExit(128 + signum)
+            raise RunnerStopped(128 + signum)
         self._signal = signum
         log.info("received %s: finishing the current job, then exiting", name)
 
     def _restart_requested(self) -> bool:
         now = time.monotonic()
-        if not self._restarting and now - self._restart_checked >= RESTART_CHECK_EVERY:
+        # Between fast jobs the check is made once a second; after a job that took a while
+        # (a long gap since the last question) it is made at once, so that a restart asked
+        # for during that job is never followed by another claim.
+        after_slow_job = now - self._restart_asked >= SLOW_JOB_SECONDS
+        self._restart_asked = now
+        if not self._restarting and (
+            after_slow_job or now - self._restart_checked >= RESTART_CHECK_EVERY
+        ):
             self._restart_checked = now
             self._restarting = self.queue.get_meta(RESTART_KEY) != self._restart_mark
         return self._restarting

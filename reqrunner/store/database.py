@@ -60,7 +60,16 @@ def resolve_engine(url_or_engine: str | Engine | None) -> Engine:
     # The dialect refuses what it cannot serve and names the driver where the URL names none.
     dialect = for_dialect(url.get_backend_name())
     url = dialect.resolve_url(url)
-    return sa.create_engine(url, pool_pre_ping=dialect.pre_ping)
+    try:
+        return sa.create_engine(url, pool_pre_ping=dialect.pre_ping)
+    except ModuleNotFoundError as exc:
+        if dialect.extra is None:
+            raise
+        raise ModuleNotFoundError(
+            f"the {url.get_backend_name()} driver {exc.name or url.get_driver_name()!r} is not "
+            f"installed: pip install 'reqrunner[{dialect.extra}]'",
+            name=exc.name,
+        ) from exc
 
 
 class Database:
@@ -85,11 +94,16 @@ class Database:
         """Reads that see one consistent snapshot where the database offers it."""
         return Transaction(self, write=False)
 
-    def write_retrying(self, work: Callable[[Cursor], T], attempts: int = 5) -> T:
+    def write_retrying(
+        self, work: Callable[[Cursor], T], attempts: int = 5, *, conflicts: bool = False
+    ) -> T:
         """Run ``work`` in a write transaction, again from the start if the database chose it
         as a deadlock victim. InnoDB does so now and then when claims (index order) and
         deletes of finished jobs (primary key order) cross; the whole transaction is safe to
-        repeat because every write in it is fenced by its claim token."""
+        repeat because every write in it is fenced by its claim token.
+
+        ``conflicts``: a unique-index violation is repeated too (a job taking its unique slot
+        back raced a dispatch of the same key; the next try sees that dispatch)."""
         for attempt in range(1, attempts + 1):
             try:
                 with self.write() as cur:
@@ -101,7 +115,10 @@ class Database:
                     continue
                 if attempt == attempts or not self.dialect.is_deadlock(exc.__cause__):
                     raise
-                time.sleep(random.uniform(0.001, 0.01) * attempt)
+            except self.dialect.integrity_errors:
+                if attempt == attempts or not conflicts:
+                    raise
+            time.sleep(random.uniform(0.001, 0.01) * attempt)
         raise AssertionError("unreachable")
 
     def store_error(self, exc: BaseException) -> BaseException:
@@ -109,6 +126,9 @@ class Database:
         :class:`StoreError` naming the database."""
         if isinstance(exc, self.dialect.integrity_errors):
             return exc
+        hint = self.dialect.explain(exc)
+        if hint is not None:
+            return StoreError(f"job database {self.safe_url}: {hint} ({exc})")
         return StoreError(f"job database {self.safe_url}: {exc}")
 
     @property
@@ -186,8 +206,11 @@ class Database:
         cur.execute(q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",))
         row = cur.fetchone()
         if row is None:
+            # Ignoring a duplicate: a process that created the tables just before us may not
+            # have committed its row yet when its lock was released (MySQL's lock belongs to
+            # the session, and is let go before the commit).
             cur.execute(
-                q("INSERT INTO reqrunner_meta (name, value) VALUES (?, ?)"),
+                self.dialect.insert_ignore("reqrunner_meta", "name, value"),
                 ("schema_version", str(SCHEMA_VERSION)),
             )
         elif int(row[0]) > SCHEMA_VERSION:
@@ -223,6 +246,8 @@ class Transaction:
             self._connection, cur = db.dialect.begin(write=self._write)
             return cur
         except db.driver_errors as exc:
+            if db.dialect.schema_lost():
+                db._schema_ready = False
             raise db.store_error(exc) from exc
 
     def __exit__(

@@ -14,6 +14,7 @@ from ..models import JobError, JobInfo, JobState, QueueStats
 from . import results
 from .database import Database
 from .dialects import JOBS, fetch_records
+from .outcomes import superseded
 from .retention import age_seconds, prune_state
 
 __all__ = ["Manager", "state_filter"]
@@ -220,15 +221,39 @@ class Manager:
             return int(cur.rowcount)
 
     def retry(self, job_id: int | None) -> int:
-        """Make a failed (or waiting) job due now with fresh attempts; None = every failed job."""
-        target = (
-            "state = 'failed'" if job_id is None else "id = ? AND state IN ('failed', 'waiting')"
-        )
-        return self._update(
-            f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, attempts = 0, "
-            f"finished_at = NULL, token = NULL, reserved_until = NULL WHERE {target}",
-            (time.time(),) if job_id is None else (time.time(), job_id),
-        )
+        """Make a failed (or waiting) job due now with fresh attempts; None = every failed job.
+
+        A unique job takes its key's slot back; where another unclaimed job holds it, the
+        retried one gives way to it (deleted, counted as retried: its work is due again).
+        """
+        with self.db.write() as cur:
+            if job_id is None:
+                cur.execute(self.q(f"SELECT id FROM {JOBS} WHERE state = 'failed'"))
+                ids = [int(row[0]) for row in cur.fetchall()]
+            else:
+                ids = [job_id]
+            changed = 0
+            # One at a time: two failed jobs of one key must not both take the slot back.
+            for one in ids:
+                if superseded(cur, self.db.dialect, [one]):
+                    cur.execute(
+                        self.q(
+                            f"DELETE FROM {JOBS} WHERE id = ? AND state IN ('failed', 'waiting')"
+                        ),
+                        (one,),
+                    )
+                else:
+                    cur.execute(
+                        self.q(
+                            f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, attempts = 0, "
+                            "finished_at = NULL, token = NULL, reserved_until = NULL, "
+                            "unique_slot = COALESCE(unique_slot, unique_hash) "
+                            "WHERE id = ? AND state IN ('failed', 'waiting')"
+                        ),
+                        (time.time(), one),
+                    )
+                changed += int(cur.rowcount)
+            return changed
 
     def delete(self, job_id: int | None) -> int:
         """Delete one job in any state; None = every failed job."""
@@ -240,12 +265,23 @@ class Manager:
 
     def release(self, job_id: int) -> int:
         """Free a reserved job: due again now, its lease void, the attempt still counted (the
-        holder's outcome, if it ever comes, is fenced off by the cleared token)."""
-        return self._update(
-            f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, token = NULL, "
-            "reserved_until = NULL WHERE id = ? AND state = 'reserved'",
-            (time.time(), job_id),
-        )
+        holder's outcome, if it ever comes, is fenced off by the cleared token). A unique job
+        takes its slot back, or gives way to the unclaimed job that holds it."""
+        with self.db.write() as cur:
+            if superseded(cur, self.db.dialect, [job_id]):
+                cur.execute(
+                    self.q(f"DELETE FROM {JOBS} WHERE id = ? AND state = 'reserved'"), (job_id,)
+                )
+            else:
+                cur.execute(
+                    self.q(
+                        f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, token = NULL, "
+                        "reserved_until = NULL, unique_slot = unique_hash "
+                        "WHERE id = ? AND state = 'reserved'"
+                    ),
+                    (time.time(), job_id),
+                )
+            return int(cur.rowcount)
 
     def prune(
         self,

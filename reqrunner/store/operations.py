@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from . import outcomes
 from .database import Cursor, Database
 from .dialects import JOBS
-from .records import Ack, Claimed, CycleResult, NewJob, history_with
+from .records import Ack, Claimed, CycleResult, NewJob, history_with, storable
 
 # The records are the store's vocabulary: its users import them from here with the Store.
 __all__ = ["Ack", "Claimed", "CycleResult", "NewJob", "Store", "history_with"]
@@ -126,9 +126,16 @@ class Store:
         this process has gathered are written too. ``ids``: claim only those jobs (all of
         them that are still due and unclaimed), in that order."""
         counts = Counter(ack.kind for ack in acks if ack.kind != "release")
+        taken: Counter[str] = Counter()
         with self._tally_lock:
-            tally = self._tally + counts
-            flush = bool(tally) and (final or time.monotonic() - self._flushed >= TALLY_EVERY)
+            # What this cycle writes is taken out of the shared tally at once, so that another
+            # thread's cycle neither writes it twice nor loses what it adds meanwhile.
+            flush = bool(self._tally or counts) and (
+                final or time.monotonic() - self._flushed >= TALLY_EVERY
+            )
+            if flush:
+                taken, self._tally = self._tally, Counter()
+                self._flushed = time.monotonic()
         if not acks and not claim and not flush:
             return CycleResult()
         recover = bool(claim) and time.time() - self._last_recover >= RECOVER_EVERY
@@ -148,16 +155,18 @@ class Store:
                 elif ids:
                     result.claimed = dialect.claim_ids(cur, token, now, ids)
             if flush or result.interrupted:
-                written = tally + Counter(interrupted=result.interrupted)
+                written = taken + counts + Counter(interrupted=result.interrupted)
                 outcomes.write_tally(cur, dialect, written, now, COUNTER_BUCKET)
             return result
 
-        result = self.db.write_retrying(work)
-        with self._tally_lock:
-            if flush or result.interrupted:
-                self._tally -= tally
-                self._flushed = time.monotonic()
-            else:
+        try:
+            result = self.db.write_retrying(work, conflicts=True)
+        except BaseException:
+            with self._tally_lock:
+                self._tally += taken
+            raise
+        if not flush and not result.interrupted:
+            with self._tally_lock:
                 self._tally += counts
         if recover:
             self._last_recover = time.time()
@@ -205,7 +214,7 @@ class Store:
                     f"UPDATE {JOBS} SET progress = ?, label = ?, reserved_until = ? + ttr "
                     "WHERE id = ? AND token = ?"
                 ),
-                (fraction, label[:255], time.time(), job_id, token),
+                (fraction, storable(label)[:255], time.time(), job_id, token),
             )
             return bool(cur.rowcount == 1)
 
@@ -213,7 +222,7 @@ class Store:
         with self.db.write() as cur:
             cur.execute(
                 self.dialect.q(f"UPDATE {JOBS} SET description = ? WHERE id = ? AND token = ?"),
-                (text, job_id, token),
+                (storable(text), job_id, token),
             )
             return bool(cur.rowcount == 1)
 

@@ -14,9 +14,10 @@ from typing import Any
 from ..errors import JobInterrupted, error_type
 from . import results
 from .dialects import JOBS, Cursor, Dialect, fetch_records
+from .dialects.base import marks
 from .records import Ack, history_with
 
-__all__ = ["outcome_statement", "recover", "write_acks", "write_tally"]
+__all__ = ["outcome_statement", "recover", "superseded", "write_acks", "write_tally"]
 
 log = logging.getLogger("reqrunner.store")
 
@@ -37,11 +38,15 @@ def write_acks(
         results.expire(cur, dialect, now)
         for ack in kept:
             results.keep(cur, dialect, ack, now)
+    waiting = superseded(cur, dialect, [a.job_id for a in acks if a.kind in _BACK_TO_WAITING])
     for ack in acks:
         if ack.kind == "done":
             done.setdefault(ack.token, []).append(ack.job_id)
             continue
-        cur.execute(*outcome_statement(dialect, ack, now))
+        if ack.job_id in waiting:
+            cur.execute(dialect.q(f"DELETE FROM {JOBS} WHERE id = ? AND token = ?"), fence(ack))
+        else:
+            cur.execute(*outcome_statement(dialect, ack, now))
         lost += cur.rowcount != 1
     for token, ids in done.items():
         if keep_done:
@@ -52,28 +57,63 @@ def write_acks(
     return lost
 
 
+_BACK_TO_WAITING = ("retry", "release")
+
+
+def fence(ack: Ack) -> tuple[int, str]:
+    """The parameters that limit a write to the job while ``ack``'s claim still holds it."""
+    return (ack.job_id, ack.token)
+
+
+def superseded(cur: Cursor, dialect: Dialect, ids: Sequence[int]) -> set[int]:
+    """Which of the unique jobs ``ids``, about to be unclaimed again, find their key's slot
+    taken by another unclaimed job (dispatched while they ran).
+
+    Such a job gives way: the one waiting does the same work, and "at most one unclaimed job
+    per key" holds. The caller deletes it instead of putting it back.
+    """
+    if not ids:
+        return set()
+    cur.execute(
+        dialect.q(
+            f"SELECT j.id FROM {JOBS} j WHERE j.id IN ({marks(len(ids))}) "
+            "AND j.unique_hash IS NOT NULL AND EXISTS "
+            f"(SELECT 1 FROM {JOBS} h WHERE h.unique_slot = j.unique_hash AND h.id <> j.id)"
+        ),
+        tuple(ids),
+    )
+    found = {int(row[0]) for row in cur.fetchall()}
+    if found:
+        log.info(
+            "job(s) %s gave way to an unclaimed job with the same unique key",
+            ", ".join(map(str, sorted(found))),
+        )
+    return found
+
+
 def outcome_statement(dialect: Dialect, ack: Ack, now: float) -> tuple[str, tuple[Any, ...]]:
     """The UPDATE that writes a ``release``, ``retry`` or ``failed`` outcome, and its
     parameters."""
     q = dialect.q
-    fence = (ack.job_id, ack.token)
+    fenced = fence(ack)
+    # Back to waiting, a unique job takes its slot back (superseded() said it is free).
     if ack.kind == "release":
         return (
             q(
                 f"UPDATE {JOBS} SET state = 'waiting', token = NULL, reserved_until = NULL, "
-                "attempts = attempts - 1 WHERE id = ? AND token = ?"
+                "unique_slot = unique_hash, attempts = attempts - 1 WHERE id = ? AND token = ?"
             ),
-            fence,
+            fenced,
         )
     err_type, err_message, err_tb = ack.error or (None, None, None)
     if ack.kind == "retry":
         return (
             q(
                 f"UPDATE {JOBS} SET state = 'waiting', token = NULL, reserved_until = NULL, "
-                "available_at = ?, error_type = ?, error_message = ?, error_traceback = ?, "
-                "history = ? WHERE id = ? AND token = ?"
+                "unique_slot = unique_hash, available_at = ?, error_type = ?, "
+                "error_message = ?, error_traceback = ?, history = ? WHERE id = ? AND token = ?"
             ),
-            (ack.available_at, err_type, err_message, err_tb, ack.history, *fence),
+            (ack.available_at, err_type, err_message, err_tb, ack.history, *fenced),
         )
     return (
         q(
@@ -81,7 +121,7 @@ def outcome_statement(dialect: Dialect, ack: Ack, now: float) -> tuple[str, tupl
             "finished_at = ?, error_type = ?, error_message = ?, error_traceback = ?, "
             "history = ? WHERE id = ? AND token = ?"
         ),
-        (now, err_type, err_message, err_tb, ack.history, *fence),
+        (now, err_type, err_message, err_tb, ack.history, *fenced),
     )
 
 
@@ -90,6 +130,8 @@ def recover(cur: Cursor, dialect: Dialect, now: float) -> int:
     attempts are spent, recording each as *interrupted*; how many."""
     cur.execute(dialect.expired(), (now, RECOVER_BATCH))
     rows = fetch_records(cur)
+    attempts_left = [int(job["id"]) for job in rows if job["attempts"] < job["max_attempts"]]
+    giving_way = superseded(cur, dialect, attempts_left)
     for job in rows:
         attempts, max_attempts = job["attempts"], job["max_attempts"]
         entry = {"attempt": attempts, "at": now, "outcome": "interrupted", "error": _INTERRUPTED}
@@ -101,7 +143,10 @@ def recover(cur: Cursor, dialect: Dialect, now: float) -> int:
             error=(error_type(JobInterrupted), _INTERRUPTED, ""),
             history=history_with(job["history"], entry),
         )
-        cur.execute(*outcome_statement(dialect, ack, now))
+        if ack.job_id in giving_way:
+            cur.execute(dialect.q(f"DELETE FROM {JOBS} WHERE id = ? AND token = ?"), fence(ack))
+        else:
+            cur.execute(*outcome_statement(dialect, ack, now))
         log.warning(
             "job %s %s interrupted on attempt %s/%s: %s",
             job["id"],

@@ -6,7 +6,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["HISTORY_KEEP", "Ack", "Claimed", "CycleResult", "NewJob", "history_with"]
+__all__ = [
+    "HISTORY_KEEP",
+    "Ack",
+    "Claimed",
+    "CycleResult",
+    "NewJob",
+    "history_with",
+    "storable",
+]
 
 #: Keep this many entries of a job's attempt history.
 HISTORY_KEEP = 20
@@ -87,3 +95,16 @@ def history_with(history: str | None, entry: dict[str, Any]) -> str:
     entries: list[dict[str, Any]] = json.loads(history) if history else []
     entries.append(entry)
     return json.dumps(entries[-HISTORY_KEEP:], separators=(",", ":"))
+
+
+def storable(text: str) -> str:
+    """``text`` as every database stores it and every log writes it: a lone surrogate (what
+    ``os.fsdecode`` makes of an undecodable byte) as its ``\\udcxx`` escape, and NUL, which
+    PostgreSQL's text refuses, as ``\\x00``."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

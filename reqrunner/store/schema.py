@@ -30,6 +30,31 @@ metadata = sa.MetaData()
 # are never handed out again: a job id a caller holds must not come to name another job.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+
+class LongText(sa.Text):
+    """Text of any length: ``TEXT``, and ``LONGTEXT`` on MySQL/MariaDB, whose ``TEXT`` holds
+    64 KB. Its own compile rule, not ``with_variant(mysql.LONGTEXT())``, which would import
+    the MySQL dialect on every database."""
+
+    cache_ok = True
+
+
+@compiles(LongText)
+def _text(type_: LongText, compiler: Any, **kw: Any) -> str:
+    return "TEXT"
+
+
+@compiles(LongText, "mysql")
+@compiles(LongText, "mariadb")
+def _longtext(type_: LongText, compiler: Any, **kw: Any) -> str:
+    return "LONGTEXT"
+
+
+# SQLite's and PostgreSQL's text holds a gigabyte, MySQL's TEXT 64 KB: LONGTEXT there, so a
+# payload, a traceback or a description fits the same on every database.
+_TEXT = LongText()
+
+
 # Tables and indexes carry their per-database options in ``info`` rather than as SQLAlchemy's
 # ``mysql_engine=``-style keywords: those load every named database's SQLAlchemy dialect when
 # this module is imported, which a process using SQLite pays for nothing.
@@ -43,7 +68,7 @@ jobs = sa.Table(
     sa.Column("queue", sa.String(64), nullable=False),
     sa.Column("state", sa.String(10), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("payload", _TEXT, nullable=False),
     sa.Column("available_at", sa.Double, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("max_attempts", sa.Integer, nullable=False),
@@ -55,14 +80,17 @@ jobs = sa.Table(
     # over it gives "at most one unclaimed job per key" on every dialect, MySQL included, which
     # has no partial indexes.
     sa.Column("unique_slot", sa.String(64)),
+    # The slot a claim cleared, kept so that a retry or a release can take it back (or, when
+    # another unclaimed job holds it by then, give way to that job).
+    sa.Column("unique_hash", sa.String(64)),
     sa.Column("unique_key", sa.String(255)),
     sa.Column("progress", sa.Double),
     sa.Column("label", sa.String(255)),
-    sa.Column("description", sa.Text),
+    sa.Column("description", _TEXT),
     sa.Column("error_type", sa.String(255)),
-    sa.Column("error_message", sa.Text),
-    sa.Column("error_traceback", sa.Text),
-    sa.Column("history", sa.Text),
+    sa.Column("error_message", _TEXT),
+    sa.Column("error_traceback", _TEXT),
+    sa.Column("history", _TEXT),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("started_at", sa.Double),
     sa.Column("finished_at", sa.Double),
@@ -133,7 +161,7 @@ meta = sa.Table(
     "reqrunner_meta",
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("value", _TEXT, nullable=False),
     info={"options": {"mysql": _MYSQL}},
 )
 
@@ -143,30 +171,12 @@ leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("token", sa.String(32)),
     sa.Column("expires_at", sa.Double, nullable=False),
+    # Who holds it (host, PID namespace, PID), so that a lease whose holder died on this host
+    # is taken over at once rather than after it expires.
+    sa.Column("holder", sa.String(255)),
     info={"options": {"mysql": _MYSQL}},
 )
 
-
-class LongText(sa.Text):
-    """Text of any length: ``TEXT``, and ``LONGTEXT`` on MySQL/MariaDB, whose ``TEXT`` holds
-    64 KB. Its own compile rule, not ``with_variant(mysql.LONGTEXT())``, which would import
-    the MySQL dialect on every database."""
-
-    cache_ok = True
-
-
-@compiles(LongText)
-def _text(type_: LongText, compiler: Any, **kw: Any) -> str:
-    return "TEXT"
-
-
-@compiles(LongText, "mysql")
-@compiles(LongText, "mariadb")
-def _longtext(type_: LongText, compiler: Any, **kw: Any) -> str:
-    return "LONGTEXT"
-
-
-_LONG_TEXT = LongText()
 
 results = sa.Table(
     "reqrunner_results",
@@ -180,15 +190,15 @@ results = sa.Table(
     sa.Column("queue", sa.String(64), nullable=False),
     sa.Column("state", sa.String(10), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("payload", _TEXT, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("max_attempts", sa.Integer, nullable=False),
-    sa.Column("value", _LONG_TEXT),
+    sa.Column("value", _TEXT),
     sa.Column("error_type", sa.String(255)),
-    sa.Column("error_message", sa.Text),
-    sa.Column("error_traceback", sa.Text),
-    sa.Column("history", sa.Text),
-    sa.Column("description", sa.Text),
+    sa.Column("error_message", _TEXT),
+    sa.Column("error_traceback", _TEXT),
+    sa.Column("history", _TEXT),
+    sa.Column("description", _TEXT),
     sa.Column("unique_key", sa.String(255)),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("started_at", sa.Double),

@@ -22,7 +22,7 @@ from .base import Middleware
 from .core import MAX_ROUTE_BODY, PASS, MiddlewareCore, Origin, Plan, logger
 from .http import Request, fold
 from .policy import PageView, ServerKind
-from .trigger import Injector
+from .trigger import Injector, own_address
 
 # ASGIApp and the rest are starlette's names for the ASGI 3 types, offered here for the sites
 # that type their apps against this module.
@@ -41,12 +41,13 @@ def _decoded(raw: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, str]]:
 
 
 def _origin(scope: Scope, headers: Mapping[str, str]) -> Origin:
-    host = headers.get("host")
-    if not host:
-        server = scope.get("server") or ("127.0.0.1", 80)
-        host = f"{server[0]}:{server[1]}"
+    listening = scope.get("server") or (None, None)
+    server = own_address(listening[0], listening[1])
     return Origin(
-        scheme=scope.get("scheme", "http"), host=host, root_path=scope.get("root_path", "")
+        scheme=scope.get("scheme", "http"),
+        host=headers.get("host") or server or "",
+        root_path=scope.get("root_path", ""),
+        server=server,
     )
 
 

@@ -142,8 +142,9 @@ class Middleware(Generic[App]):
           of one run (PKP's ``job_runner_max_*``).
         - ``max_concurrent_runs``: in-request runs at once across all processes of the site.
         - ``path``: mount point of reqrunner's own routes (``{path}/run``, ``{path}/admin``).
-        - ``self_url``: base URL for the self-request when the request's own scheme and host
-          are not reachable from the server (proxies, TLS terminators).
+        - ``self_url``: base URL for the self-request. Without it the self-request goes to the
+          address the server listens on (never to the visitor's ``Host``); set it where that
+          address does not answer plainly (TLS in the app server, a Unix socket).
         - ``secret``: signing key; default ``REQRUNNER_SECRET``, else one stored in the
           database.
         - ``qualify``: replaces the rule deciding which page views may trigger

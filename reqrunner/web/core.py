@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import httpx
 
 from ..deferred import Deferred
+from ..errors import StoreError
 from ..models import Limits, RunReport
 from . import health
 from .background import stopping
@@ -39,7 +39,9 @@ from .policy import (
     default_qualify,
     resolve_auto,
 )
+from .quiet import warn_store
 from .routes import RUN_PURPOSE, TICK_PURPOSE, Router
+from .runlease import RunLease
 from .signing import Signer
 from .trigger import CircuitBreaker, can_inject, post_run, run_url, script_tag
 
@@ -59,12 +61,8 @@ SCRIPT_TOKEN_TTL = 600.0
 TICK_TOKEN_TTL = 365 * 24 * 3600.0
 """A tick URL is pasted into an uptime monitor's settings once: it lasts a year (or until the
 site's secret changes)."""
-LEASE_RECHECK_SECONDS = 1.0
-"""How often a run renews (and so re-checks) its lease between jobs."""
 MAX_ROUTE_BODY = 64 * 1024
 """reqrunner's own routes take small forms; larger bodies are cut off, not buffered."""
-
-_LEASE_PREFIX = "reqrunner.run."
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,9 +71,12 @@ class Origin:
 
     scheme: str
     host: str
-    """``host[:port]`` as the request addressed it."""
+    """``host[:port]`` as the request addressed it (a visitor's choice: never a target)."""
     root_path: str
     """Where the app is mounted (ASGI ``root_path``, WSGI ``SCRIPT_NAME``)."""
+    server: str | None = None
+    """``host:port`` where the server reaches itself (see
+    :func:`~reqrunner.web.trigger.own_address`); the self-request's target without ``self_url``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,8 @@ class MiddlewareCore:
             max_jobs=None, max_time=limits.max_time, max_memory=limits.max_memory
         )
         self.breaker = CircuitBreaker()
+        self.quiet = self.policy.quiet
+        """This middleware's repeated database warnings, said once a minute."""
         site = None
         if options.admin is not None:
             # Imported here, so that a site without the admin never loads its pages.
@@ -131,7 +134,11 @@ class MiddlewareCore:
 
             site = AdminSite(self, options.admin)
         self.router = Router(
-            signer=self.signer, run=self.run_from_endpoint, admin=site, probe=self.probe
+            signer=self.signer,
+            run=self.run_from_endpoint,
+            use_once=queue.use_once,
+            admin=site,
+            probe=self.probe,
         )
         self._signer: Signer | None = None
         self._signer_lock = threading.Lock()
@@ -154,6 +161,11 @@ class MiddlewareCore:
         """Answer a request to one of reqrunner's own routes (blocking)."""
         try:
             return self.router(request)
+        except StoreError as exc:
+            warn_store(logger, f"could not answer {request.method} {request.path}", exc, self.quiet)
+            return Response(
+                status=503, body=b"Service Unavailable", headers=(("retry-after", "5"),)
+            )
         except Exception:
             logger.exception("reqrunner failed to answer %s %s", request.method, request.path)
             return Response(status=500, body=b"Internal Server Error")
@@ -252,6 +264,8 @@ class MiddlewareCore:
             # In this process after the page: "sync", whatever the mode (an async self-request
             # that was taken is recorded as "async" by the run it started).
             self.run_bounded(via="sync")
+        except StoreError as exc:
+            warn_store(logger, "could not run jobs after a response", exc, self.quiet)
         except Exception:
             logger.exception("reqrunner's after-response run failed")
 
@@ -275,10 +289,12 @@ class MiddlewareCore:
         url = run_url(
             self_url=self.options.self_url,
             scheme=origin.scheme,
-            host=origin.host,
+            server=origin.server,
             root_path=origin.root_path,
             path=self.path,
         )
+        if url is None:
+            return False  # no address of its own to call: run here
         token = self.signer().sign(RUN_PURPOSE, ttl=SELF_REQUEST_TOKEN_TTL)
         error = post_run(url, token, client=self._http_client())
         if error is None:
@@ -338,6 +354,8 @@ class MiddlewareCore:
         naming the trigger (blocking, never raises)."""
         try:
             self.run_bounded(via=via)
+        except StoreError as exc:
+            warn_store(logger, "could not run jobs after {path}/run", exc, self.quiet)
         except Exception:
             logger.exception("reqrunner's run after {path}/run failed")
 
@@ -345,39 +363,24 @@ class MiddlewareCore:
         """Run a bounded batch under one of the ``max_concurrent_runs`` leases.
 
         Returns ``None`` without running when every lease is held: another process (or thread)
-        is already draining the queue. The lease is renewed between jobs, and a run that lost it
-        (or whose process is stopping) stops after its current job.
+        is already draining the queue. The lease is renewed while the run lasts, long jobs
+        included, and a run that lost it (or whose process is stopping) stops after its
+        current job.
         """
         queue = self.queue
-        for slot in range(self.options.max_concurrent_runs):
-            name = f"{_LEASE_PREFIX}{slot}"
-            token = queue.acquire_lease(name, self.lease_ttl)
-            if token is not None:
-                break
-        else:
+        lease = RunLease.take(queue, self.options.max_concurrent_runs, self.lease_ttl)
+        if lease is None:
             return None
 
-        renewed = time.monotonic()
-
         def should_stop() -> bool:
-            # Asked before every job. Renewing (and so re-checking) the lease every time would
-            # add a write per job to a runner that batches its writes; once a second is plenty
-            # for a lease that lives 2 x max_time.
-            nonlocal renewed
-            if stopping():
-                return True
-            if time.monotonic() - renewed < LEASE_RECHECK_SECONDS:
-                return False
-            renewed = time.monotonic()
-            return not queue.renew_lease(name, token, self.lease_ttl)
+            # Asked before every job: the lease is kept by its own thread, so this is free.
+            return stopping() or lease.lost
 
         try:
-            report = queue.run(self.options.limits, should_stop=should_stop, via=via)
+            with lease:
+                report = queue.run(self.options.limits, should_stop=should_stop, via=via)
         finally:
-            try:
-                queue.release_lease(name, token)
-            finally:
-                self.policy.invalidate()
+            self.policy.invalidate()
         summary: dict[str, object] = {
             "via": via,
             "ran": report.ran,

@@ -14,8 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..errors import StoreError
 from ..triggers import TriggerRun
 from ..triggers import last_runs as _last_runs
+from .quiet import warn_store
 
 __all__ = ["LAST_RUN", "SELF_REQUEST", "Health", "last_runs", "read", "record"]
 
@@ -35,6 +37,8 @@ def record(queue: _Meta, name: str, value: dict[str, object]) -> None:
     """Store ``value`` with the time as record ``name``; a failure is logged, never raised."""
     try:
         queue.set_meta(name, json.dumps({"at": time.time(), **value}))
+    except StoreError as exc:
+        warn_store(logger, f"could not record {name}", exc)
     except Exception:
         logger.exception("reqrunner could not record %s", name)
 

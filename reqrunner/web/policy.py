@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ..errors import StoreError
+from .quiet import Throttle, warn_store
+
 __all__ = [
     "DUE_CACHE_SECONDS",
     "Concrete",
@@ -110,6 +113,8 @@ class RunPolicy:
         cache_seconds: float = DUE_CACHE_SECONDS,
     ) -> None:
         self._queue = queue
+        self.quiet = Throttle()
+        """Its repeated database warnings, said once a minute."""
         self.run_rate = run_rate
         self._rng = rng or random.Random()
         self._clock = clock
@@ -148,8 +153,12 @@ class RunPolicy:
             generation = self._generation
         try:
             due = bool(self._queue.has_due())
+        except StoreError as exc:
+            what = "could not check for due jobs (pages are served, no job runs)"
+            warn_store(logger, what, exc, self.quiet)
+            due = False
         except Exception:
-            logger.exception("reqrunner could not check for due jobs; serving pages without")
+            logger.exception("reqrunner could not check for due jobs; pages served, no job runs")
             due = False
         with self._lock:
             # A dispatch that landed while the query ran may not be in its answer: keep that

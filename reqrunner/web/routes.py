@@ -11,8 +11,10 @@ the secret learns nothing from probing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from ..errors import StoreError
 from .http import Request, Response
 from .signing import Signer
 from .trigger import SCRIPT
@@ -34,6 +36,8 @@ VIA = ("async", "js")
 """What a POST to ``{path}/run`` may say it is (the self-request, the page's script), for the
 trigger-health records; anything else is recorded as ``endpoint`` (e.g. ``reqrunner ping``)."""
 
+logger = logging.getLogger("reqrunner")
+
 _TEXT = (("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store"))
 
 
@@ -49,9 +53,11 @@ class Router:
 
     ``signer`` is called for the signer when a token must be checked (the secret may come from the
     database, so it is fetched lazily). ``run`` is the bounded run promised by a ``202``, to be
-    done after the response; it is told which trigger asked (:data:`VIA`). ``admin`` handles
-    ``/admin`` and everything below it; without one those paths are 404 like any other unknown
-    path.
+    done after the response; it is told which trigger asked (:data:`VIA`).
+    ``use_once(nonce, until)`` records a ``{path}/run`` token's nonce and says whether it was
+    new, so that a token is taken once (a tick URL is fetched again and again by design).
+    ``admin`` handles ``/admin`` and everything below it; without one those paths are 404 like
+    any other unknown path.
     """
 
     def __init__(
@@ -59,11 +65,13 @@ class Router:
         *,
         signer: Callable[[], Signer],
         run: Callable[[str], None],
+        use_once: Callable[[str, float], bool],
         admin: Handler | None = None,
         probe: Handler | None = None,
     ) -> None:
         self._signer = signer
         self._run = run
+        self._use_once = use_once
         self._admin = admin
         self._probe = probe
 
@@ -106,8 +114,15 @@ class Router:
         return probe(request)
 
     def _accept(self, token: str, purpose: str, via: str) -> Response:
-        if not token or not self._signer().verify(token, purpose):
-            return _plain(403, "Forbidden")
+        try:
+            signed = self._signer().check(token, purpose) if token else None
+            if signed is None or (
+                purpose == RUN_PURPOSE and not self._use_once(signed.nonce, signed.expires)
+            ):
+                return _plain(403, "Forbidden")
+        except StoreError as exc:
+            logger.warning("reqrunner could not check a run token: %s", exc)
+            return _plain(503, "Service Unavailable", ("retry-after", "5"))
         return Response(
             status=202,
             body=b"Accepted",

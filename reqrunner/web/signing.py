@@ -6,9 +6,10 @@ the injected script of ``js`` mode both POST one to ``{path}/run``. It is an HMA
 an expiry, keyed with the site's secret. Verification recomputes the MAC and compares it in
 constant time.
 
-A token is not single-use: within its lifetime it can be replayed. That is harmless here because
-all it can do is ask for a bounded run of jobs that are already due, and the run lease caps how
-many of those happen at once.
+Every token carries a random nonce, so no two are alike: a route that must take a token only
+once (``{path}/run``) records the nonce until the token expires (:meth:`Signer.check`) and
+refuses it the second time. The encoding is canonical: one token, one spelling (no leading
+zeros, no padding), so a replay cannot pass as a new token either.
 """
 
 from __future__ import annotations
@@ -16,20 +17,38 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+import secrets
 import time
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
-__all__ = ["Signer"]
+__all__ = ["Signed", "Signer"]
 
 # Derive the MAC key from the secret instead of using the secret as is, so the same site secret
 # can key other things (the admin's CSRF tokens, say) without one MAC being usable as another.
 _KEY_LABEL = b"reqrunner.signing.v1"
 
 
-def _canonical(purpose: str, params: Mapping[str, str], expires: int) -> bytes:
+NONCE_BYTES = 9
+"""Random bytes per token (12 characters of URL-safe base64)."""
+
+# expires.nonce.mac: the expiry in canonical decimal (no leading zero, at most 12 digits), the
+# nonce and the MAC in unpadded URL-safe base64 of their exact lengths.
+_TOKEN = re.compile(r"([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{12})\.([A-Za-z0-9_-]{43})")
+
+
+class Signed(NamedTuple):
+    """What a valid token says: its nonce and when it expires (epoch seconds)."""
+
+    nonce: str
+    expires: int
+
+
+def _canonical(purpose: str, params: Mapping[str, str], expires: int, nonce: str) -> bytes:
     # Length-prefix every field: with plain separators, ("a=b", "") and ("a", "b=") could be made
     # to collide by a value that contains the separator.
-    parts = [purpose, str(expires)]
+    parts = [purpose, str(expires), nonce]
     for key in sorted(params):
         parts.extend((key, params[key]))
     return b"".join(f"{len(p.encode())}:{p}".encode() for p in parts)
@@ -55,8 +74,9 @@ class Signer:
         self._key = hmac.new(raw, _KEY_LABEL, hashlib.sha256).digest()
         self._clock = clock
 
-    def _mac(self, purpose: str, params: Mapping[str, str], expires: int) -> str:
-        digest = hmac.new(self._key, _canonical(purpose, params, expires), hashlib.sha256).digest()
+    def _mac(self, purpose: str, params: Mapping[str, str], expires: int, nonce: str) -> str:
+        message = _canonical(purpose, params, expires, nonce)
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
     def sign(self, purpose: str, params: Mapping[str, str] | None = None, *, ttl: float) -> str:
@@ -68,17 +88,24 @@ class Signer:
         if not ttl > 0:
             raise ValueError(f"ttl={ttl!r}: a token must live for more than 0 seconds")
         expires = int(self._clock() + ttl) + 1
-        return f"{expires}.{self._mac(purpose, params or {}, expires)}"
+        nonce = base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).decode("ascii")
+        return f"{expires}.{nonce}.{self._mac(purpose, params or {}, expires, nonce)}"
 
     def verify(self, token: str, purpose: str, params: Mapping[str, str] | None = None) -> bool:
         """Whether ``token`` was signed for this purpose and parameters, and has not expired."""
-        expires_text, sep, mac = token.partition(".")
-        # isascii(): str.isdigit() also accepts digits like "²" that int() refuses.
-        digits = expires_text.isascii() and expires_text.isdigit()
-        if not sep or not digits or len(expires_text) > 12:
-            return False
+        return self.check(token, purpose, params) is not None
+
+    def check(
+        self, token: str, purpose: str, params: Mapping[str, str] | None = None
+    ) -> Signed | None:
+        """What a valid ``token`` says (its nonce, its expiry), or None when it is not one."""
+        match = _TOKEN.fullmatch(token) if token.isascii() else None
+        if match is None:
+            return None
+        expires_text, nonce, mac = match.groups()
         expires = int(expires_text)
         # Compare first, then check the time, so that a wrong MAC and an expired token cost the
         # same and timing tells an attacker nothing about which one they had.
-        good = hmac.compare_digest(mac.encode(), self._mac(purpose, params or {}, expires).encode())
-        return good and expires >= self._clock()
+        expected = self._mac(purpose, params or {}, expires, nonce)
+        good = hmac.compare_digest(mac.encode(), expected.encode())
+        return Signed(nonce, expires) if good and expires >= self._clock() else None

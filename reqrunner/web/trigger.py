@@ -23,6 +23,7 @@ __all__ = [
     "CircuitBreaker",
     "Injector",
     "can_inject",
+    "own_address",
     "post_run",
     "run_url",
     "script_tag",
@@ -58,17 +59,38 @@ SCRIPT = b"""\
 Policy allowing ``'self'`` scripts admits it; the token rides in a ``data-`` attribute."""
 
 
-def run_url(*, self_url: str | None, scheme: str, host: str, root_path: str, path: str) -> str:
-    """The URL of ``{path}/run``: below ``self_url`` if given, else as the request came in.
+def own_address(host: str | None, port: object) -> str | None:
+    """``host:port`` at which this server reaches itself, from the address it listens on (ASGI
+    ``scope["server"]``, WSGI ``SERVER_NAME`` and ``SERVER_PORT``); None when there is none
+    (a Unix socket). A wildcard bind address means this machine: its loopback."""
+    if not host or port is None or str(port) == "":
+        return None
+    if host == "0.0.0.0":
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
 
-    ``X-Forwarded-*`` headers are not read here: they can be trusted only from a known proxy,
-    and a server told which one (uvicorn's ``--forwarded-allow-ips``, gunicorn's
-    ``forwarded_allow_ips``) already reports the forwarded scheme. A site whose proxy changes
-    the host or the path prefix sets ``self_url`` (including that prefix).
+
+def run_url(
+    *, self_url: str | None, scheme: str, server: str | None, root_path: str, path: str
+) -> str | None:
+    """The URL of ``{path}/run``: below ``self_url`` if given, else at the server's own address
+    (``server``, see :func:`own_address`); None when neither is known.
+
+    Never from the request's ``Host`` header: a visitor chooses that, and the self-request
+    carries a signed token that must go nowhere but to this site. ``X-Forwarded-*`` headers
+    are not read either. A site whose server cannot be reached at its own listening address
+    (TLS terminated by the app server itself, a Unix socket, a path prefix added by a proxy)
+    sets ``self_url``.
     """
     if self_url is not None:
         return self_url.rstrip("/") + path + "/run"
-    return f"{scheme}://{host}{root_path}{path}/run"
+    if server is None:
+        return None
+    return f"{scheme}://{server}{root_path}{path}/run"
 
 
 def post_run(url: str, token: str, *, client: httpx.Client) -> str | None:

@@ -12,6 +12,7 @@ body buffered, up to :data:`~reqrunner.web.trigger.MAX_INJECT_BYTES`) when the a
 from __future__ import annotations
 
 import http
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
@@ -24,7 +25,7 @@ from .base import Middleware
 from .core import MAX_ROUTE_BODY, PASS, MiddlewareCore, Origin, Plan, logger
 from .http import Request, fold
 from .policy import PageView, ServerKind
-from .trigger import MAX_INJECT_BYTES, Injector
+from .trigger import MAX_INJECT_BYTES, Injector, own_address
 
 __all__ = ["StartResponse", "WSGIApp", "WSGIMiddleware"]
 
@@ -51,11 +52,18 @@ def _request_headers(environ: dict[str, Any]) -> dict[str, str]:
 
 
 def _origin(environ: dict[str, Any]) -> Origin:
-    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    name = environ.get("SERVER_NAME")
+    if isinstance(name, str) and name.endswith(".invalid"):
+        name = "127.0.0.1"  # waitress's stand-in when no server_name is configured
+    listener = environ.get("gunicorn.socket")
+    if getattr(listener, "family", None) == socket.AF_UNIX:
+        name = None  # gunicorn on a Unix socket fills SERVER_NAME from the Host header
+    server = own_address(name, environ.get("SERVER_PORT"))
     return Origin(
         scheme=environ.get("wsgi.url_scheme", "http"),
-        host=host,
+        host=environ.get("HTTP_HOST") or server or "",
         root_path=environ.get("SCRIPT_NAME", ""),
+        server=server,
     )
 
 

@@ -7,6 +7,7 @@ the same site the test describes:
     RR_STAMPS      file the ``stamp`` job appends to       RR_RATE   run_rate (default 1)
     RR_SELF_URL    self_url option (default none)          RR_CONC   max_concurrent_runs
     RR_SECRET      secret option                           RR_BARE   1: the app unwrapped
+    RR_TTR         the ``stamp`` job's ttr (default 300)   RR_MAX_TIME  max_time (default 20)
 
 Pages: ``/page`` (HTML with Content-Length), ``/dispatch?n=&seconds=`` (dispatches ``stamp`` jobs
 and answers HTML; on WSGI from a generator without Content-Length, the hard case),
@@ -42,7 +43,7 @@ PAGE = b"<!doctype html><html><head><title>t</title></head><body><p>hello</p></b
 def register(queue: reqrunner.JobQueue, stamps: str) -> None:
     """Register the ``stamp`` job: sleeps, then appends when and where it ran to ``stamps``."""
 
-    @queue.job(name="stamp")
+    @queue.job(name="stamp", ttr=float(os.environ.get("RR_TTR", "300")))
     def stamp(key: str, seconds: float = 0.0) -> None:
         start = time.time()
         time.sleep(seconds)
@@ -86,7 +87,7 @@ def _options() -> dict[str, Any]:
         "max_concurrent_runs": int(os.environ.get("RR_CONC", "1")),
         "self_url": os.environ.get("RR_SELF_URL") or None,
         "secret": os.environ.get("RR_SECRET") or None,
-        "max_time": 20.0,
+        "max_time": float(os.environ.get("RR_MAX_TIME", "20")),
     }
 
 

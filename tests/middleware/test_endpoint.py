@@ -78,9 +78,23 @@ def test_valid_token_gets_202_and_the_run(driver: Driver, jobs_queue: reqrunner.
     assert jobs_queue.stats().waiting == 0
 
 
+def test_a_run_token_is_taken_once(driver: Driver, jobs_queue: reqrunner.JobQueue) -> None:
+    driver.wrap(jobs_queue, secret=SECRET, run_rate=0)
+    token = Signer(SECRET).sign("run", ttl=60)
+    assert driver.request("POST", "/_reqrunner/run", **form(token)).status == 202
+    jobs_queue.dispatch("noop")
+    replayed = driver.request("POST", "/_reqrunner/run", **form(token))
+    assert (replayed.status, replayed.body) == (403, b"Forbidden")
+    assert jobs_queue.stats().waiting == 1
+    # A fresh token still works.
+    fresh = Signer(SECRET).sign("run", ttl=60)
+    assert driver.request("POST", "/_reqrunner/run", **form(fresh)).status == 202
+    assert jobs_queue.stats().waiting == 0
+
+
 def tampered(token: str) -> str:
-    expires, mac = token.split(".")
-    return f"{expires}.{'A' if mac[0] != 'A' else 'B'}{mac[1:]}"
+    head, _, mac = token.rpartition(".")
+    return f"{head}.{'A' if mac[0] != 'A' else 'B'}{mac[1:]}"
 
 
 @pytest.mark.parametrize(
@@ -90,6 +104,7 @@ def tampered(token: str) -> str:
         pytest.param(("POST", "/_reqrunner/run"), "expired", 403, id="expired"),
         pytest.param(("POST", "/_reqrunner/run"), "tampered", 403, id="tampered-mac"),
         pytest.param(("POST", "/_reqrunner/run"), "extended", 403, id="tampered-expiry"),
+        pytest.param(("POST", "/_reqrunner/run"), "leading-zero", 403, id="leading-zero"),
         pytest.param(("POST", "/_reqrunner/run"), "other-secret", 403, id="other-secret"),
         pytest.param(("POST", "/_reqrunner/run"), "other-purpose", 403, id="other-purpose"),
         pytest.param(("GET", "/_reqrunner/run"), "valid", 405, id="get"),
@@ -116,7 +131,8 @@ def test_endpoint_refuses_and_runs_nothing(
         "valid": valid,
         "expired": past.sign("run", ttl=60),
         "tampered": tampered(valid),
-        "extended": str(int(valid.split(".")[0]) + 3600) + "." + valid.split(".")[1],
+        "extended": str(int(valid.split(".")[0]) + 3600) + "." + valid.split(".", 1)[1],
+        "leading-zero": "0" + valid,
         "other-secret": Signer("not-the-site-secret").sign("run", ttl=60),
         "other-purpose": signer.sign("tick", ttl=60),
     }

@@ -1,4 +1,4 @@
-"""The bounded run under the run lease: renewed between jobs, stopped when lost, released."""
+"""The bounded run under the run lease: renewed while it runs, stopped when lost, released."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from .conftest import inner_wsgi
 def core(queue: reqrunner.JobQueue) -> MiddlewareCore:
     @queue.job(name="slow")
     def slow() -> None:
-        time.sleep(1.1)  # past LEASE_RECHECK_SECONDS, so the next check renews
+        time.sleep(1.1)  # several renewals of the lease (set short below)
 
     @queue.job(name="quick")
     def quick() -> None:
         pass
 
-    return WSGIMiddleware(inner_wsgi, queue, max_time=10).core
+    core = WSGIMiddleware(inner_wsgi, queue, max_time=10).core
+    core.lease_ttl = 0.6  # renewed every 0.2 s
+    return core
 
 
 def test_a_run_that_lost_its_lease_stops_after_the_current_job(
@@ -42,7 +44,7 @@ def test_a_run_that_lost_its_lease_stops_after_the_current_job(
     report = core.run_bounded(via="sync")
     assert report is not None
     assert (report.ran, report.stopped_by) == (1, "stopped")
-    assert renewals == ["reqrunner.run.0"]
+    assert renewals == ["reqrunner.run.0"]  # the first renewal found it lost: no more
     assert queue.stats().waiting == 2
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import secrets
 import select
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -253,3 +255,40 @@ def test_a_listener_hears_dispatches_to_its_queues_once_they_commit(postgresql_u
     finally:
         listener.close()
         db.close()
+
+
+def test_mysql_refuses_to_create_tables_without_the_schema_lock(mysql_url: str) -> None:
+    drop_tables(mysql_url)
+    holder = resolve_engine(mysql_url)
+    db = Database(resolve_engine(mysql_url))
+    db.dialect.schema_lock_wait = 0.5  # type: ignore[attr-defined]
+    with holder.connect() as conn:
+        assert conn.exec_driver_sql("SELECT GET_LOCK('reqrunner_schema', 0)").scalar() == 1
+        with pytest.raises(StoreError, match="schema lock"):
+            db.ensure_schema()
+        assert not db._schema_ready
+        conn.exec_driver_sql("SELECT RELEASE_LOCK('reqrunner_schema')")
+    db.ensure_schema()  # free again: taken, and released after
+    with holder.connect() as conn:
+        assert conn.exec_driver_sql("SELECT GET_LOCK('reqrunner_schema', 0)").scalar() == 1
+        conn.exec_driver_sql("SELECT RELEASE_LOCK('reqrunner_schema')")
+    db.close()
+    holder.dispose()
+
+
+@pytest.mark.parametrize(
+    ("module", "url", "extra"),
+    [("psycopg", "postgres://u@127.0.0.1/db", "postgres"), ("pymysql", "mysql://u@h/db", "mysql")],
+)
+def test_a_missing_driver_says_which_extra_to_install(module: str, url: str, extra: str) -> None:
+    # A fresh interpreter in which the driver cannot be imported, as where it is not installed.
+    code = (
+        f"import sys; sys.modules[{module!r}] = None\n"
+        "import reqrunner\n"
+        f"reqrunner.JobQueue({url!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: ")
+    assert f"pip install 'reqrunner[{extra}]'" in last

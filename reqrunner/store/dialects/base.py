@@ -66,10 +66,12 @@ INSERT_CHUNK = 500
 
 INSERT = f"INSERT INTO {JOBS} ({', '.join(INSERT_COLUMNS)}) VALUES "
 VALUES_ROW = "(" + ", ".join("?" for _ in INSERT_COLUMNS) + ")"
-#: What claiming does to a row. Parameters: token, now, now.
+#: What claiming does to a row. Parameters: token, now, now. The unique slot moves to
+#: ``unique_hash`` (MySQL assigns left to right, the others from the old row: both read the old
+#: slot here), so that the job can take it back when it returns to waiting.
 CLAIM_SET = (
     "state = 'reserved', token = ?, attempts = attempts + 1, reserved_until = ? + ttr, "
-    "started_at = ?, unique_slot = NULL"
+    "started_at = ?, unique_hash = COALESCE(unique_slot, unique_hash), unique_slot = NULL"
 )
 #: The order jobs are claimed in (the claim index's order).
 CLAIM_ORDER = "ORDER BY priority DESC, available_at, id"
@@ -182,6 +184,9 @@ class Dialect(SchemaStatements, ABC):
     """The SQLAlchemy backend names this class serves."""
     placeholder: ClassVar[str]
     """The driver's parameter marker."""
+    extra: ClassVar[str | None] = None
+    """reqrunner's optional dependency that installs the driver (``pip install
+    reqrunner[extra]``); None when the standard library has it."""
     listens: ClassVar[bool] = False
     """Whether :meth:`listener` gives a connection woken by every dispatch."""
     row_lock: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
@@ -280,6 +285,21 @@ class Dialect(SchemaStatements, ABC):
     def close(self) -> None:
         """Close the connections this dialect opened (on this thread) and the engine's pool."""
         self.engine.dispose()
+
+    def explain(self, exc: BaseException) -> str | None:
+        """What a driver error most likely means, in words that say what to do, where the
+        driver's own message does not (None: nothing to add)."""
+        return None
+
+    def store_exists(self) -> bool:
+        """Whether the database is there before reqrunner first uses it (False: a SQLite file
+        that the first connection will create, empty). A server database always is."""
+        return True
+
+    def schema_lost(self) -> bool:
+        """Whether the database the tables were created in has gone since the last call (a
+        SQLite file deleted or replaced), so they must be looked for again. Never by default."""
+        return False
 
     @abstractmethod
     def is_deadlock(self, exc: BaseException | None) -> bool:

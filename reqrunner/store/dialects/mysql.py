@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from ...errors import StoreError
 from ..records import Claimed, NewJob
 from .base import (
     CLAIM_COLUMNS,
@@ -49,6 +50,9 @@ class MySQLDialect(Dialect):
     name = "mysql"
     backends = ("mysql", "mariadb")
     placeholder = "%s"
+    extra = "mysql"
+    schema_lock_wait: float = 30.0
+    """Seconds to wait for another process creating the tables."""
 
     @classmethod
     def resolve_url(cls, url: URL) -> URL:
@@ -81,11 +85,21 @@ class MySQLDialect(Dialect):
     @contextmanager
     def schema_lock(self, cur: Cursor) -> Iterator[None]:
         # A named lock belongs to the session, not the transaction (DDL commits implicitly).
-        cur.execute("SELECT GET_LOCK('reqrunner_schema', 30)")
+        # GET_LOCK answers 1 when taken and 0 when the wait ran out: creating tables without it
+        # would race the process that holds it.
+        cur.execute("SELECT GET_LOCK('reqrunner_schema', %s)", (self.schema_lock_wait,))
+        row = cur.fetchone()
+        if row is None or row[0] != 1:
+            raise StoreError(
+                f"could not take the schema lock of {self!r} within {self.schema_lock_wait:g} s: "
+                "another process is creating reqrunner's tables, or holds the named lock "
+                "'reqrunner_schema'"
+            )
         try:
             yield
         finally:
             cur.execute("SELECT RELEASE_LOCK('reqrunner_schema')")
+            cur.fetchall()
 
     def existing_tables(self, cur: Cursor) -> set[str]:
         cur.execute(

@@ -59,6 +59,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     backends = ("postgresql", "postgres")
     placeholder = "%s"
+    extra = "postgres"
     listens = True
 
     @classmethod

@@ -9,6 +9,7 @@ needs no row locks and the schema no lock of its own.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -32,6 +33,7 @@ from .base import (
     Dialect,
     chunks,
     claimed,
+    driver_error,
     due_where,
 )
 
@@ -42,6 +44,8 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 #: Rows a prune must have deleted to be worth a checkpoint of its own.
 _CHECKPOINT_AFTER = 10_000
+
+log = logging.getLogger("reqrunner.store")
 
 
 class SqliteDialect(Dialect):
@@ -56,6 +60,7 @@ class SqliteDialect(Dialect):
         super().__init__(engine, busy_timeout=busy_timeout)
         self.driver_errors += (sqlite3.Error,)
         self._local = threading.local()
+        self._schema_lost = False
         self._insert_one = self.insert_sql(1, returning=True)
 
     @classmethod
@@ -78,12 +83,26 @@ class SqliteDialect(Dialect):
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened and set up on first use."""
         local = self._local
-        con: sqlite3.Connection | None = getattr(local, "con", None)
-        if con is not None and local.pid == os.getpid():
-            return con
-        # A connection inherited through fork() must not be used by the child.
         path = self.engine.url.database
         assert path is not None
+        con: sqlite3.Connection | None = getattr(local, "con", None)
+        if con is not None and local.pid == os.getpid():
+            if _identity(path) == local.identity:
+                return con
+            # The file was deleted or replaced under us: this connection would go on writing
+            # to the unlinked file, and every job dispatched there would be lost.
+            con.close()
+            local.con = None
+            self._schema_lost = True
+            log.error(
+                "the SQLite job database %s was deleted or replaced while in use; reconnecting "
+                "to the file now at that path (jobs written to the old file are not in it)",
+                path,
+            )
+            raise sqlite3.OperationalError(
+                f"the SQLite file {path} was deleted or replaced while in use; reconnected"
+            )
+        # A connection inherited through fork() must not be used by the child.
         con = sqlite3.connect(
             path,
             timeout=self.busy_timeout,
@@ -98,8 +117,31 @@ class SqliteDialect(Dialect):
         # The WAL is reused from its start after each complete checkpoint, but never shrinks
         # by itself: one big write would leave it at its largest for good.
         con.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-        local.con, local.pid = con, os.getpid()
+        local.con, local.pid, local.identity = con, os.getpid(), _identity(path)
         return con
+
+    def explain(self, exc: BaseException) -> str | None:
+        path = self.engine.url.database
+        if path is None or not isinstance(driver_error(exc), sqlite3.OperationalError):
+            return None
+        folder = os.path.dirname(path) or "."
+        if not os.access(folder, os.W_OK):
+            return (
+                f"the directory {folder} is not writable, and SQLite must create "
+                f"{os.path.basename(path)}-wal and -shm beside the database there; make it "
+                "writable by the user the site runs as, or set REQRUNNER_DATABASE_URL"
+            )
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return f"the file {path} is not writable by the user the site runs as"
+        return None
+
+    def store_exists(self) -> bool:
+        path = self.engine.url.database
+        return path is not None and os.path.exists(path)
+
+    def schema_lost(self) -> bool:
+        lost, self._schema_lost = self._schema_lost, False
+        return lost
 
     def _use_wal(self, con: sqlite3.Connection) -> None:
         # Switching a new file to WAL needs a lock that SQLite's busy handler does not wait for:
@@ -241,3 +283,12 @@ def _file_identity(path: str) -> tuple[object, ...]:
     except FileNotFoundError:
         return ("missing", path)
     return (stat.st_dev, stat.st_ino)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file at ``path`` as the system knows it (device, inode); None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)

@@ -9,7 +9,6 @@ an address) and a password prompt would be the wrong answer.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -65,7 +64,9 @@ class BasicAuth:
             return False
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:
+            # binascii.Error, UnicodeDecodeError, and the ValueError of non-ASCII text: all
+            # just wrong credentials, refused without a word in the log.
             return False
         username, sep, password = decoded.partition(":")
         if not sep:

@@ -89,13 +89,19 @@ class Listing:
         number = query.get("page", "1")
         return cls(
             state=state if state in LIST_STATES else "waiting",
-            name=query.get("name", "").strip()[:255],
-            queue=query.get("queue", "").strip()[:64],
-            number=int(number) if number.isdigit() and 0 < int(number) < 10**6 else 1,
+            name=query.get("name", "").replace("\x00", "").strip()[:255],
+            queue=query.get("queue", "").replace("\x00", "").strip()[:64],
+            number=int(number) if is_number(number, 6) and int(number) > 0 else 1,
         )
 
 
 # -- building blocks ------------------------------------------------------------------------------
+
+
+def is_number(text: str, digits: int) -> bool:
+    """Whether ``text`` is a plain decimal number of at most ``digits`` digits (``"²"`` passes
+    ``str.isdigit`` but not ``int``; twenty digits overflow a database's integer)."""
+    return text.isascii() and text.isdigit() and len(text) <= digits
 
 
 def layout(page: Page, title: str, body: Safe, *, active: str = "", refresh: bool = False) -> str:
@@ -146,7 +152,7 @@ def flash(query: Mapping[str, str]) -> Safe:
     if code not in MESSAGES:
         return Safe("")
     numbers = {k: query.get(k, "") for k in ("job", "n")}
-    if not all(v.isdigit() or v == "" for v in numbers.values()):
+    if not all(is_number(v, 18) or v == "" for v in numbers.values()):
         return Safe("")
     failed = code.startswith("not-")
     return render(

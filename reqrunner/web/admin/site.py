@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from ... import triggers
-from ...errors import JobNotFound
+from ...errors import JobNotFound, StoreError
 from ...models import JobInfo, JobState
 from ..http import Request, Response
 from . import parts, schedules, views
@@ -130,13 +130,23 @@ class AdminSite:
                 )
             return _response(403, b"Forbidden", "text/plain; charset=utf-8")
         path = request.path[len("/admin") :] or "/"
-        if request.method == "POST":
-            return self._post(request, path)
-        if request.method != "GET":
+        if request.method not in ("GET", "POST"):
             return _response(
                 405, b"Method Not Allowed", "text/plain; charset=utf-8", ("allow", "GET, POST")
             )
-        return self._get(request, path)
+        try:
+            if request.method == "POST":
+                return self._post(request, path)
+            return self._get(request, path)
+        except StoreError as exc:
+            # Said once per request, without a traceback: the database is down, not the admin.
+            logger.warning("reqrunner's admin could not reach the job database: %s", exc)
+            return _response(
+                503,
+                b"The job database cannot be reached right now; try again in a moment.",
+                "text/plain; charset=utf-8",
+                ("retry-after", "5"),
+            )
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -229,7 +239,7 @@ class AdminSite:
     def _status(self, request: Request) -> Response:
         queue = self._host.queue
         stats = queue.stats()
-        ids = [int(i) for i in request.query.get("ids", "").split(",") if i.isdigit()]
+        ids = [int(i) for i in request.query.get("ids", "").split(",") if parts.is_number(i, 18)]
         jobs: dict[str, dict[str, Any] | None] = {}
         for job_id in ids[:MAX_WATCHED]:
             job = queue.get(job_id)
