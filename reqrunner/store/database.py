@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.schema import CreateColumn
 
 from ..errors import StoreError
 from .dialects import Cursor, Dialect, for_dialect, for_engine
@@ -187,6 +188,17 @@ class Database:
         row = cur.fetchone()
         return row is not None and int(row[0]) <= SCHEMA_VERSION
 
+    def _add_missing_columns(self, cur: Cursor, table: sa.Table) -> None:
+        # A column a newer reqrunner added (always a NULL-able one) is added to a table an
+        # older one made; ``ADD COLUMN`` is written alike on every supported database.
+        cur.execute(f"SELECT * FROM {table.name} WHERE 1 = 0")
+        present = {str(column[0]).lower() for column in cur.description or ()}
+        for column in table.columns:
+            if column.name not in present:
+                ddl = CreateColumn(column).compile(dialect=self.engine.dialect)
+                cur.execute(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+                log.info("added column %s.%s in %s", table.name, column.name, self.safe_url)
+
     def _create_missing(self, cur: Cursor) -> None:
         # Indexes are created when missing too, not only with their table: a database made by
         # an older reqrunner gets the indexes a newer one adds the first time it opens it.
@@ -197,6 +209,8 @@ class Database:
             if table.name not in existing:
                 cur.execute(dialect.create_table(table))
                 log.info("created table %s in %s", table.name, self.safe_url)
+            else:
+                self._add_missing_columns(cur, table)
             for index in table.indexes:
                 if index.name not in indexes:
                     cur.execute(dialect.create_index(index))

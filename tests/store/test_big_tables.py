@@ -62,3 +62,29 @@ def test_a_database_made_without_the_new_indexes_gets_them(db_url: str) -> None:
     with again.store.db.read() as cur:
         assert set(NEW_INDEXES) <= again.dialect.existing_indexes(cur)
     again.close()
+
+
+def test_a_database_made_without_the_new_columns_gets_them(db_url: str) -> None:
+    first = reqrunner.JobQueue(db_url)
+    first.stats()
+    with first.store.db.write() as cur:
+        # As a database made before unique slots were kept across claims and leases named
+        # their holder.
+        cur.execute(f"ALTER TABLE {JOBS} DROP COLUMN unique_hash")
+        cur.execute("ALTER TABLE reqrunner_leases DROP COLUMN holder")
+    first.close()
+
+    again = reqrunner.JobQueue(db_url)
+
+    @again.job(unique=True)
+    def once(n: int) -> None:
+        pass
+
+    job_id = once.dispatch(1)
+    assert once.dispatch(1) == job_id
+    assert again.acquire_lease("reqrunner.test", 30) is not None
+    assert again.run(max_jobs=1).succeeded == 1
+    with again.store.db.read() as cur:
+        cur.execute(f"SELECT unique_hash FROM {JOBS} WHERE 1 = 0")
+        cur.execute("SELECT holder FROM reqrunner_leases WHERE 1 = 0")
+    again.close()
