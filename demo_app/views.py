@@ -158,7 +158,10 @@ def _job_row(job: JobInfo) -> str:
 
 _VIA = {
     "sync": "this server after a page's response",
-    "endpoint": f"a signed POST to {RUN_PATH}/run (the site itself, a browser or a tick)",
+    "async": f"the site's own signed POST to {RUN_PATH}/run",
+    "js": f"a visitor's browser (the page's script posting to {RUN_PATH}/run)",
+    "tick": f"the tick URL ({RUN_PATH}/tick)",
+    "endpoint": f"a signed POST to {RUN_PATH}/run (reqrunner ping, say)",
     "admin": "the Queue Manager's button",
 }
 

@@ -60,8 +60,9 @@ def test_a_forged_host_gets_no_token_and_does_not_open_the_breaker(
             assert page.status_code == 200
             wait_for(lambda: read_stamps(env["RR_STAMPS"]), 15, "the job to run")
             wait_for(lambda: last_run(db), 10, "the run's health record")
-            # The run came through the server's own /run, not in-process after a failure.
-            assert last_run(db)["via"] == "endpoint"
+            # The run came through the server's own /run (the self-request says so), not
+            # in-process after a failure.
+            assert last_run(db)["via"] == "async"
             record = health(db, "self_request")
             assert record["ok"] is True
             assert str(attacker.port) not in str(record["url"])
