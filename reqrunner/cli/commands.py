@@ -111,21 +111,27 @@ def _each(
 
 
 def _retry(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
-    if args.all == bool(args.job_ids):
-        raise UsageError("give job ids or --all (not both)")
-    if args.all:
-        out.line(f"Retrying {queue.retry_failed()} failed job(s).")
-        return EXIT_OK
-    return _each(queue, args.job_ids, queue.retry, "retry", out)
+    return _ids_or_all(queue, args, out, "retry", all_flag="all")
 
 
 def _delete(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:
-    if args.all_failed == bool(args.job_ids):
-        raise UsageError("give job ids or --all-failed (not both)")
-    if args.all_failed:
-        out.line(f"Deleted {queue.delete_failed()} failed job(s).")
+    return _ids_or_all(queue, args, out, "delete", all_flag="all_failed")
+
+
+def _ids_or_all(
+    queue: JobQueue, args: argparse.Namespace, out: Output, verb: str, *, all_flag: str
+) -> int:
+    # `retry ID…` / `retry --all` and `delete ID…` / `delete --all-failed`: one or the other.
+    every = getattr(args, all_flag)
+    if every == bool(args.job_ids):
+        raise UsageError(f"give job ids or --{all_flag.replace('_', '-')} (not both)")
+    if every:
+        if verb == "retry":
+            out.line(f"Retrying {queue.retry_failed()} failed job(s).")
+        else:
+            out.line(f"Deleted {queue.delete_failed()} failed job(s).")
         return EXIT_OK
-    return _each(queue, args.job_ids, queue.delete, "delete", out)
+    return _each(queue, args.job_ids, getattr(queue, verb), verb, out)
 
 
 def _release(queue: JobQueue, args: argparse.Namespace, out: Output) -> int:

@@ -106,20 +106,13 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         default=default,
         help="use this database instead of the queue's own (default: $REQRUNNER_DATABASE_URL)",
     )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        default=argparse.SUPPRESS if suppress else False,
-        help="log more (debug)",
+    flags = (
+        ("-v", "--verbose", "log more (debug)"),
+        ("-q", "--quiet", "log only warnings and errors"),
     )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        default=argparse.SUPPRESS if suppress else False,
-        help="log only warnings and errors",
-    )
+    for short, long, what in flags:
+        off: str | bool = argparse.SUPPRESS if suppress else False
+        parser.add_argument(short, long, action="store_true", default=off, help=what)
 
 
 def _limit_options(parser: argparse.ArgumentParser, what: str) -> None:

@@ -70,15 +70,7 @@ class Store:
     def enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
         """Store many jobs in one transaction; their ids in the order of ``batch``."""
         with self.db.write() as cur:
-            plain = iter(
-                self.dialect.insert_many(cur, [job for job in batch if job.unique_slot is None])
-            )
-            result = [
-                self._enqueue_unique(cur, job) if job.unique_slot is not None else next(plain)
-                for job in batch
-            ]
-            self.dialect.notify(cur, {job.queue for job in batch})
-        return result
+            return self.insert_with(cur, batch)
 
     def insert_with(self, cur: Cursor, batch: Sequence[NewJob]) -> list[int]:
         """Store jobs through ``cur``, a cursor in a transaction someone else commits (an
