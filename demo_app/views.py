@@ -161,7 +161,7 @@ _VIA = {
     "async": f"the site's own signed POST to {RUN_PATH}/run",
     "js": f"a visitor's browser (the page's script posting to {RUN_PATH}/run)",
     "tick": f"the tick URL ({RUN_PATH}/tick)",
-    "endpoint": f"a signed POST to {RUN_PATH}/run (reqrunner ping, say)",
+    "endpoint": f"a signed POST to {RUN_PATH}/run (reqrunner ping or doctor)",
     "admin": "the Queue Manager's button",
 }
 
