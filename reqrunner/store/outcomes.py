@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import JobInterrupted, error_type
 from . import results
 from .dialects import JOBS, Cursor, Dialect, fetch_records
-from .dialects.base import marks
+from .dialects.shared import marks
 from .records import Ack, history_with
 
 __all__ = ["outcome_statement", "recover", "superseded", "write_acks", "write_tally"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from .base import CLAIM_COLUMNS, INSERT_COLUMNS, JOBS, Cursor, Dialect, Listener, fetch_records
+from .base import Dialect
 from .mysql import MySQLDialect
 from .postgres import PostgresDialect
+from .shared import CLAIM_COLUMNS, INSERT_COLUMNS, JOBS, Cursor, Listener, fetch_records
 from .sqlite import SqliteDialect
 
 __all__ = [

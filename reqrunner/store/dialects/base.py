@@ -30,48 +30,20 @@ from ..records import Claimed, NewJob
 from .ddl import SchemaStatements
 from .shared import (
     CLAIM_COLUMNS,
-    CLAIM_ORDER,
     CLAIM_SET,
-    DUE_GUARD,
-    DUE_LIMIT,
     INSERT,
-    INSERT_CHUNK,
-    INSERT_COLUMNS,
     JOBS,
     VALUES_ROW,
     Cursor,
     Listener,
-    chunks,
     claimed,
     driver_error,
     due_where,
-    fetch_records,
     in_order,
     marks,
 )
 
-__all__ = [
-    "CLAIM_COLUMNS",
-    "CLAIM_ORDER",
-    "CLAIM_SET",
-    "DUE_GUARD",
-    "DUE_LIMIT",
-    "INSERT",
-    "INSERT_CHUNK",
-    "INSERT_COLUMNS",
-    "JOBS",
-    "VALUES_ROW",
-    "Cursor",
-    "Dialect",
-    "Listener",
-    "chunks",
-    "claimed",
-    "driver_error",
-    "due_where",
-    "fetch_records",
-    "in_order",
-    "marks",
-]
+__all__ = ["Dialect"]
 
 
 class Dialect(SchemaStatements, ABC):

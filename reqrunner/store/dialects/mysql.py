@@ -17,14 +17,14 @@ from sqlalchemy.engine import URL, Engine
 
 from ...errors import StoreError
 from ..records import Claimed, NewJob
-from .base import (
+from .base import Dialect
+from .shared import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
     DUE_GUARD,
     JOBS,
     Cursor,
-    Dialect,
     chunks,
     claimed,
     driver_error,

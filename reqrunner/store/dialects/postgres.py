@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from ..records import Claimed, NewJob
-from .base import (
+from .base import Dialect
+from .shared import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
@@ -25,7 +26,6 @@ from .base import (
     JOBS,
     VALUES_ROW,
     Cursor,
-    Dialect,
     claimed,
     driver_error,
     due_where,

@@ -23,14 +23,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from ..records import Claimed, NewJob
-from .base import (
+from .base import Dialect
+from .shared import (
     CLAIM_COLUMNS,
     CLAIM_ORDER,
     CLAIM_SET,
     DUE_LIMIT,
     JOBS,
     Cursor,
-    Dialect,
     chunks,
     claimed,
     driver_error,
