@@ -18,20 +18,13 @@ from sqlalchemy.engine import make_url
 
 import reqrunner
 from reqrunner.store.database import resolve_engine
+from reqrunner.store.schema import metadata
 
 SERVERS = {
     "postgresql": "REQRUNNER_TEST_POSTGRES_URL",
     "mysql": "REQRUNNER_TEST_MYSQL_URL",
 }
-TABLES = (
-    "reqrunner_jobs",
-    "reqrunner_meta",
-    "reqrunner_leases",
-    "reqrunner_counters",
-    "reqrunner_results",
-    "reqrunner_periodic",
-    "executions",
-)
+TABLES = (*(table.name for table in metadata.sorted_tables), "executions")
 
 
 def _server_database(kind: str) -> Iterator[str]:

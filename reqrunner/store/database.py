@@ -21,7 +21,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.schema import CreateColumn
 
 from ..errors import StoreError
-from .dialects import Cursor, Dialect, for_dialect, for_engine
+from .counts import STATES, recount
+from .dialects import JOBS, Cursor, Dialect, for_dialect, for_engine
 from .schema import SCHEMA_VERSION, metadata
 
 __all__ = ["DEFAULT_SQLITE_FILE", "Cursor", "Database", "resolve_engine"]
@@ -216,6 +217,10 @@ class Database:
                     cur.execute(dialect.create_index(index))
                     if table.name in existing:
                         log.info("created index %s in %s", index.name, self.safe_url)
+        if STATES not in existing and JOBS in existing:
+            # Jobs stored before their states were counted: count them once, now, under the
+            # schema lock (every later move is counted as it happens).
+            log.info("counted the jobs per state in %s: %s", self.safe_url, recount(cur, dialect))
         q = self.dialect.q
         cur.execute(q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",))
         row = cur.fetchone()

@@ -12,8 +12,9 @@ from typing import Any
 
 from ..models import JobError, JobInfo, JobState, QueueStats
 from . import results
+from .counts import COUNTED, SPLIT_LIMIT, TOTALS, Moves, due_within, split_waiting
 from .database import Database
-from .dialects import JOBS, fetch_records
+from .dialects import JOBS, Cursor, fetch_records
 from .outcomes import superseded
 from .retention import age_seconds, prune_state
 
@@ -27,16 +28,18 @@ _INFO_COLUMNS = (
 
 _STATES = {s.value for s in JobState} | {"delayed", "due"}
 
+#: The states a job can be retried from.
+_RETRYABLE = ("failed", "waiting")
+
 #: Seconds ahead within which a waiting job counts as due in :meth:`Manager.stats`.
 DUE_GRACE = 1.0
 
+# The counts come from the kept counts, the due ones from at most SPLIT_LIMIT rows of the due
+# index, the oldest due time from its first entry: one statement, so one snapshot on every
+# database, and none of it grows with the table.
 _STATS = (
-    f"SELECT (SELECT COUNT(*) FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?), "
-    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'waiting' AND available_at > ?), "
-    f"(SELECT MIN(available_at) FROM {JOBS} WHERE state = 'waiting'), "
-    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'reserved'), "
-    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'failed'), "
-    f"(SELECT COUNT(*) FROM {JOBS} WHERE state = 'done')"
+    f"SELECT {due_within(SPLIT_LIMIT)}, "
+    f"(SELECT MIN(available_at) FROM {JOBS} WHERE state = 'waiting'), {TOTALS}"
 )
 
 #: Finished states: listed newest first, through the index by finish time (whose partial
@@ -120,24 +123,29 @@ class Manager:
 
     def stats(self) -> QueueStats:
         now = time.time()
-        # One statement, so one snapshot on every database (two SELECTs at READ COMMITTED
-        # could count a job twice or not at all as it moved between them), and each count
-        # one range of an index rather than a pass over the whole table.
         # A job dispatched for now while this runs carries a time a little after ``now``: it
         # counts as waiting, not delayed, if it is due within DUE_GRACE.
-        soon = now + DUE_GRACE
-        with self.db.read() as cur:
-            cur.execute(self.q(_STATS), (soon, soon))
-            due, delayed, earliest, reserved, failed, done = cur.fetchone()
+        counts, earliest = self._counts(now + DUE_GRACE)
         oldest = None if earliest is None or earliest > now else now - float(earliest)
         return QueueStats(
-            waiting=int(due),
-            delayed=int(delayed),
-            reserved=int(reserved),
-            failed=int(failed),
-            done=int(done),
+            waiting=counts["due"],
+            delayed=counts["delayed"],
+            reserved=counts["reserved"],
+            failed=counts["failed"],
+            done=counts["done"],
             oldest_due_age=oldest,
         )
+
+    def _counts(self, soon: float) -> tuple[dict[str, int], float | None]:
+        """The jobs in each state, waiting ones split into due by ``soon`` and delayed (and
+        all of them as ``waiting``), and the earliest due time of a waiting job."""
+        with self.db.read() as cur:
+            cur.execute(self.q(_STATS), (soon,))
+            some_due, earliest, waiting, reserved, failed, done = cur.fetchone()
+            due, delayed = split_waiting(cur, self.db.dialect, int(waiting), int(some_due), soon)
+        counts = {"due": due, "delayed": delayed, "waiting": due + delayed}
+        counts.update(reserved=int(reserved), failed=int(failed), done=int(done))
+        return counts, None if earliest is None else float(earliest)
 
     def _where(
         self, state: JobState | str | None, queue: str | None, name: str | None
@@ -192,6 +200,11 @@ class Manager:
     def count_jobs(
         self, state: JobState | str | None = None, queue: str | None = None, name: str | None = None
     ) -> int:
+        if queue is None and name is None and state is not None:
+            # A whole state is read from the kept counts, not counted row by row.
+            value = state.value if isinstance(state, JobState) else str(state).lower()
+            if value in _STATES:
+                return self._counts(time.time())[0][value]
         where, params = self._where(state, queue, name)
         with self.db.read() as cur:
             cur.execute(self.q(f"SELECT COUNT(*) FROM {JOBS}{where}"), params)
@@ -220,6 +233,19 @@ class Manager:
             cur.execute(self.q(sql), params)
             return int(cur.rowcount)
 
+    def _in_state(
+        self, cur: Cursor, sql: str, params: tuple[Any, ...], states: tuple[str, ...]
+    ) -> str | None:
+        """Run ``sql`` (an UPDATE or DELETE of one job, ending in a WHERE clause) for the job
+        in each of ``states`` in turn until it changes a row; the state it was in, or None.
+        Naming the state in the statement is what tells the counts what moved, on every
+        database (MySQL has no ``DELETE … RETURNING``)."""
+        for state in states:
+            cur.execute(self.q(f"{sql} AND state = '{state}'"), params)
+            if cur.rowcount:
+                return state
+        return None
+
     def retry(self, job_id: int | None) -> int:
         """Make a failed (or waiting) job due now with fresh attempts; None = every failed job.
 
@@ -232,36 +258,48 @@ class Manager:
                 ids = [int(row[0]) for row in cur.fetchall()]
             else:
                 ids = [job_id]
-            changed = 0
+            changed, moves = 0, Moves()
             # One at a time: two failed jobs of one key must not both take the slot back.
             for one in ids:
                 if superseded(cur, self.db.dialect, [one]):
-                    cur.execute(
-                        self.q(
-                            f"DELETE FROM {JOBS} WHERE id = ? AND state IN ('failed', 'waiting')"
-                        ),
-                        (one,),
+                    was = self._in_state(
+                        cur, f"DELETE FROM {JOBS} WHERE id = ?", (one,), _RETRYABLE
                     )
+                    target = None
                 else:
-                    cur.execute(
-                        self.q(
-                            f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, attempts = 0, "
-                            "finished_at = NULL, token = NULL, reserved_until = NULL, "
-                            "unique_slot = COALESCE(unique_slot, unique_hash) "
-                            "WHERE id = ? AND state IN ('failed', 'waiting')"
-                        ),
+                    was = self._in_state(
+                        cur,
+                        f"UPDATE {JOBS} SET state = 'waiting', available_at = ?, attempts = 0, "
+                        "finished_at = NULL, token = NULL, reserved_until = NULL, "
+                        "unique_slot = COALESCE(unique_slot, unique_hash) WHERE id = ?",
                         (time.time(), one),
+                        _RETRYABLE,
                     )
-                changed += int(cur.rowcount)
+                    target = "waiting"
+                if was is not None:
+                    moves.move(was, target)
+                    changed += 1
+            moves.write(cur, self.db.dialect)
             return changed
 
     def delete(self, job_id: int | None) -> int:
         """Delete one job in any state; None = every failed job."""
-        if job_id is None:
-            return self._update(f"DELETE FROM {JOBS} WHERE state = 'failed'", ())
-        # A deleted job leaves no result behind either: get() must not find it again.
-        kept = self._update(f"DELETE FROM {results.RESULTS} WHERE job_id = ?", (job_id,))
-        return self._update(f"DELETE FROM {JOBS} WHERE id = ?", (job_id,)) or min(kept, 1)
+        with self.db.write() as cur:
+            moves = Moves()
+            if job_id is None:
+                cur.execute(self.q(f"DELETE FROM {JOBS} WHERE state = 'failed'"))
+                deleted = int(cur.rowcount)
+                moves.add("failed", -deleted)
+            else:
+                # A deleted job leaves no result behind either: get() must not find it again.
+                cur.execute(self.q(f"DELETE FROM {results.RESULTS} WHERE job_id = ?"), (job_id,))
+                kept = int(cur.rowcount)
+                was = self._in_state(cur, f"DELETE FROM {JOBS} WHERE id = ?", (job_id,), COUNTED)
+                if was is not None:
+                    moves.add(was, -1)
+                deleted = 1 if was is not None else min(kept, 1)
+            moves.write(cur, self.db.dialect)
+            return deleted
 
     def release(self, job_id: int) -> int:
         """Free a reserved job: due again now, its lease void, the attempt still counted (the
@@ -272,6 +310,7 @@ class Manager:
                 cur.execute(
                     self.q(f"DELETE FROM {JOBS} WHERE id = ? AND state = 'reserved'"), (job_id,)
                 )
+                target = None
             else:
                 cur.execute(
                     self.q(
@@ -281,7 +320,12 @@ class Manager:
                     ),
                     (time.time(), job_id),
                 )
-            return int(cur.rowcount)
+                target = "waiting"
+            released = int(cur.rowcount)
+            moves = Moves()
+            moves.move("reserved", target, released)
+            moves.write(cur, self.db.dialect)
+            return released
 
     def prune(
         self,

@@ -17,8 +17,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 from . import outcomes
+from .counts import Moves
 from .database import Cursor, Database
-from .dialects import JOBS
+from .dialects import JOBS, Dialect
 from .records import Ack, Claimed, CycleResult, NewJob, history_with, storable
 
 # The records are the store's vocabulary: its users import them from here with the Store.
@@ -65,7 +66,9 @@ class Store:
         with self.db.write() as cur:
             if job.unique_slot is not None:
                 return self._enqueue_unique(cur, job)
-            return self.dialect.insert_one(cur, job)
+            job_id = self.dialect.insert_one(cur, job)
+            _count_new(cur, self.dialect, (job,))
+            return job_id
 
     def enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
         """Store many jobs in one transaction; their ids in the order of ``batch``."""
@@ -77,10 +80,12 @@ class Store:
         app's own connection); their ids in the order of ``batch``. Listeners are woken by the
         same transaction's commit."""
         if len(batch) == 1 and batch[0].unique_slot is None:
-            return [self.dialect.insert_one(cur, batch[0])]
-        plain = iter(
-            self.dialect.insert_many(cur, [job for job in batch if job.unique_slot is None])
-        )
+            job_id = self.dialect.insert_one(cur, batch[0])
+            _count_new(cur, self.dialect, batch)
+            return [job_id]
+        plain_jobs = [job for job in batch if job.unique_slot is None]
+        plain = iter(self.dialect.insert_many(cur, plain_jobs))
+        _count_new(cur, self.dialect, plain_jobs)
         result = [
             self._enqueue_unique(cur, job) if job.unique_slot is not None else next(plain)
             for job in batch
@@ -93,6 +98,7 @@ class Store:
         for _ in range(5):
             new = self.dialect.insert_unique(cur, job)
             if new is not None:
+                _count_new(cur, self.dialect, (job,))
                 self.dialect.notify(cur, {job.queue})
                 return new
             cur.execute(self._holder, (job.unique_slot,))
@@ -136,16 +142,21 @@ class Store:
         def work(cur: Cursor) -> CycleResult:
             now = time.time()
             result = CycleResult()
+            moves = Moves()
             if acks:
-                result.lost = outcomes.write_acks(cur, dialect, acks, now, self.keep_done)
+                result.lost = outcomes.write_acks(
+                    cur, dialect, acks, now, keep_done=self.keep_done, moves=moves
+                )
             if claim:
                 if recover:
-                    result.interrupted = outcomes.recover(cur, dialect, now)
+                    result.interrupted = outcomes.recover(cur, dialect, now, moves)
                 token = secrets.token_hex(16)
                 if ids is None:
                     result.claimed = dialect.claim(cur, token, now, claim, queues or ())
                 elif ids:
                     result.claimed = dialect.claim_ids(cur, token, now, ids)
+                moves.move("waiting", "reserved", len(result.claimed))
+            moves.write(cur, dialect)
             if flush or result.interrupted:
                 written = taken + counts + Counter(interrupted=result.interrupted)
                 outcomes.write_tally(cur, dialect, written, now, COUNTER_BUCKET)
@@ -268,6 +279,13 @@ class Store:
             expiry = cur.fetchone()[0]
         times = [float(t) for t in (waiting, expiry) if t is not None]
         return min(times) if times else None
+
+
+def _count_new(cur: Cursor, dialect: Dialect, jobs: Sequence[NewJob]) -> None:
+    """Count ``jobs``, just inserted through ``cur``, in their states."""
+    moves = Moves()
+    moves.inserted(job.state for job in jobs)
+    moves.write(cur, dialect)
 
 
 def _queue_clause(queues: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:

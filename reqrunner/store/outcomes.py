@@ -13,11 +13,19 @@ from typing import Any
 
 from ..errors import JobInterrupted, error_type
 from . import results
+from .counts import Moves
 from .dialects import JOBS, Cursor, Dialect, fetch_records
 from .dialects.shared import marks
 from .records import Ack, history_with
 
-__all__ = ["outcome_statement", "recover", "superseded", "write_acks", "write_tally"]
+__all__ = [
+    "outcome_statement",
+    "recover",
+    "superseded",
+    "write_acks",
+    "write_outcome",
+    "write_tally",
+]
 
 log = logging.getLogger("reqrunner.store")
 
@@ -28,9 +36,16 @@ _INTERRUPTED = "the runner holding this job stopped before finishing it (lease e
 
 
 def write_acks(
-    cur: Cursor, dialect: Dialect, acks: Sequence[Ack], now: float, keep_done: bool
+    cur: Cursor,
+    dialect: Dialect,
+    acks: Sequence[Ack],
+    now: float,
+    *,
+    keep_done: bool,
+    moves: Moves,
 ) -> int:
-    """Write the outcomes ``acks``; how many changed nothing (their lease was taken over)."""
+    """Write the outcomes ``acks``, adding the jobs' moves to ``moves``; how many changed
+    nothing (their lease was taken over)."""
     lost = 0
     done: dict[str, list[int]] = {}
     kept = [ack for ack in acks if ack.keep_for > 0 and ack.kind in ("done", "failed")]
@@ -43,18 +58,32 @@ def write_acks(
         if ack.kind == "done":
             done.setdefault(ack.token, []).append(ack.job_id)
             continue
-        if ack.job_id in waiting:
-            cur.execute(dialect.q(f"DELETE FROM {JOBS} WHERE id = ? AND token = ?"), fence(ack))
-        else:
-            cur.execute(*outcome_statement(dialect, ack, now))
-        lost += cur.rowcount != 1
+        lost += (
+            write_outcome(cur, dialect, ack, now, give_way=ack.job_id in waiting, moves=moves) != 1
+        )
     for token, ids in done.items():
         if keep_done:
             cur.execute(dialect.keep_done(len(ids)), (now, token, *ids))
         else:
             cur.execute(dialect.delete_done(len(ids)), (token, *ids))
+        moves.move("reserved", "done" if keep_done else None, cur.rowcount)
         lost += len(ids) - cur.rowcount
     return lost
+
+
+def write_outcome(
+    cur: Cursor, dialect: Dialect, ack: Ack, now: float, *, give_way: bool, moves: Moves
+) -> int:
+    """Write one reserved job's ``release``, ``retry`` or ``failed`` outcome, or delete it
+    (``give_way``: its unique slot is taken); how many rows it changed (0 or 1)."""
+    if give_way:
+        cur.execute(dialect.q(f"DELETE FROM {JOBS} WHERE id = ? AND token = ?"), fence(ack))
+        target = None
+    else:
+        cur.execute(*outcome_statement(dialect, ack, now))
+        target = "failed" if ack.kind == "failed" else "waiting"
+    moves.move("reserved", target, cur.rowcount)
+    return int(cur.rowcount)
 
 
 _BACK_TO_WAITING = ("retry", "release")
@@ -125,9 +154,10 @@ def outcome_statement(dialect: Dialect, ack: Ack, now: float) -> tuple[str, tupl
     )
 
 
-def recover(cur: Cursor, dialect: Dialect, now: float) -> int:
+def recover(cur: Cursor, dialect: Dialect, now: float, moves: Moves) -> int:
     """Put jobs of dead runners (expired leases) back to waiting, or fail them when their
-    attempts are spent, recording each as *interrupted*; how many."""
+    attempts are spent, recording each as *interrupted* and adding their moves to ``moves``;
+    how many."""
     cur.execute(dialect.expired(), (now, RECOVER_BATCH))
     rows = fetch_records(cur)
     attempts_left = [int(job["id"]) for job in rows if job["attempts"] < job["max_attempts"]]
@@ -143,10 +173,7 @@ def recover(cur: Cursor, dialect: Dialect, now: float) -> int:
             error=(error_type(JobInterrupted), _INTERRUPTED, ""),
             history=history_with(job["history"], entry),
         )
-        if ack.job_id in giving_way:
-            cur.execute(dialect.q(f"DELETE FROM {JOBS} WHERE id = ? AND token = ?"), fence(ack))
-        else:
-            cur.execute(*outcome_statement(dialect, ack, now))
+        write_outcome(cur, dialect, ack, now, give_way=ack.job_id in giving_way, moves=moves)
         log.warning(
             "job %s %s interrupted on attempt %s/%s: %s",
             job["id"],
@@ -166,4 +193,4 @@ def write_tally(
     rows = [(bucket, kind, n) for kind, n in sorted(tally.items()) if n > 0]
     if rows:
         # sorted: runners upsert the same rows in one order, so they never deadlock
-        cur.executemany(dialect.add_counter(), rows)
+        cur.executemany(dialect.add_to("reqrunner_counters", ("bucket", "outcome")), rows)

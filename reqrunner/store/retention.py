@@ -18,6 +18,7 @@ import threading
 import time
 from datetime import timedelta
 
+from .counts import Moves
 from .database import Cursor, Database
 from .dialects import JOBS
 
@@ -62,7 +63,11 @@ def prune_state(db: Database, state: str, before: float, max_rows: int | None = 
         start = time.monotonic()
 
         def work(cur: Cursor, want: int = want) -> int:
-            return dialect.prune_batch(cur, state, before, want)
+            deleted = dialect.prune_batch(cur, state, before, want)
+            moves = Moves()
+            moves.add(state, -deleted)
+            moves.write(cur, dialect)
+            return deleted
 
         deleted = db.write_retrying(work)
         took = time.monotonic() - start

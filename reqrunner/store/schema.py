@@ -20,6 +20,7 @@ __all__ = [
     "metadata",
     "periodic",
     "results",
+    "states",
 ]
 
 SCHEMA_VERSION = 1
@@ -216,6 +217,20 @@ counters = sa.Table(
     # default, so "how many ran in the last hour" has to be counted as they finish.
     sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("outcome", sa.String(16), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    info={"options": {"mysql": _MYSQL}},
+)
+
+states = sa.Table(
+    "reqrunner_states",
+    metadata,
+    # How many jobs are in each state, kept by every transaction that moves a job in, out or
+    # between states, so that the counts never cost a pass over the table, however long the
+    # history grows. A server database spreads each state over a few rows (``shard``) that
+    # concurrent transactions pick at random: one row per state would make every dispatch and
+    # every claim wait for the last one's commit. A count is the sum over its rows.
+    sa.Column("state", sa.String(10), primary_key=True),
+    sa.Column("shard", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("n", sa.BigInteger, nullable=False),
     info={"options": {"mysql": _MYSQL}},
 )

@@ -72,6 +72,9 @@ class Dialect(SchemaStatements, ABC):
     """Whether :meth:`listener` gives a connection woken by every dispatch."""
     row_lock: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
     """What makes a SELECT lock its rows, skipping rows others have locked."""
+    count_shards: ClassVar[int] = 8
+    """Rows each state's count is spread over (:mod:`reqrunner.store.counts`): enough that
+    concurrent transactions seldom wait for one another's row."""
     pre_ping: ClassVar[bool] = True
     """Whether the pool tests each connection with a round trip before handing it out; a
     dialect that tells a dead connection by other means (:meth:`stale`) turns it off."""
@@ -322,11 +325,13 @@ class Dialect(SchemaStatements, ABC):
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
         )
 
-    def add_counter(self) -> str:
-        """Add to an outcome counter. Parameters: bucket, outcome, n."""
+    def add_to(self, table: str, keys: tuple[str, ...]) -> str:
+        """Add to a counter row of ``table`` (its key columns ``keys``, its count ``n``),
+        inserting the row if it is missing. Parameters: the keys, then n."""
+        names = ", ".join(keys)
         return self.q(
-            "INSERT INTO reqrunner_counters (bucket, outcome, n) VALUES (?, ?, ?) "
-            "ON CONFLICT (bucket, outcome) DO UPDATE SET n = reqrunner_counters.n + excluded.n"
+            f"INSERT INTO {table} ({names}, n) VALUES ({marks(len(keys) + 1)}) "
+            f"ON CONFLICT ({names}) DO UPDATE SET n = {table}.n + excluded.n"
         )
 
     # -- what a health check asks -------------------------------------------------------------

@@ -229,9 +229,9 @@ class MySQLDialect(Dialect):
             "ON DUPLICATE KEY UPDATE value = VALUES(value)"
         )
 
-    def add_counter(self) -> str:
+    def add_to(self, table: str, keys: tuple[str, ...]) -> str:
         return self.q(
-            "INSERT INTO reqrunner_counters (bucket, outcome, n) VALUES (?, ?, ?) "
+            f"INSERT INTO {table} ({', '.join(keys)}, n) VALUES ({marks(len(keys) + 1)}) "
             "ON DUPLICATE KEY UPDATE n = n + VALUES(n)"
         )
 

@@ -55,6 +55,8 @@ class SqliteDialect(Dialect):
     backends = ("sqlite",)
     placeholder = "?"
     row_lock = ""
+    # One writer at a time holds the whole file: a second counter row would wait all the same.
+    count_shards = 1
 
     def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
         super().__init__(engine, busy_timeout=busy_timeout)

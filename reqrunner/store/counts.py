@@ -1,0 +1,115 @@
+"""How many jobs are in each state: kept as jobs move, so that counting never scans history.
+
+Every transaction that inserts, moves or deletes jobs gathers what it did in a :class:`Moves`
+and adds it to the ``reqrunner_states`` rows with one statement before it commits, so the
+counts are exactly as current as the jobs themselves. Reading them is a sum over a few rows
+(:data:`TOTALS`); splitting waiting jobs into due and delayed is done by :func:`split_waiting`
+from bounded index ranges.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from .dialects import JOBS, Cursor, Dialect
+
+__all__ = ["COUNTED", "STATES", "TOTALS", "Moves", "due_within", "recount", "split_waiting"]
+
+STATES = "reqrunner_states"
+
+#: The states counted, in the order :data:`TOTALS` answers them.
+COUNTED = ("waiting", "reserved", "failed", "done")
+
+#: The four counts, as subqueries of one SELECT (so they join the same snapshot as whatever
+#: else that SELECT reads).
+TOTALS = ", ".join(
+    f"(SELECT COALESCE(SUM(n), 0) FROM {STATES} WHERE state = '{state}')" for state in COUNTED
+)
+
+#: Rows one side of the due/delayed split counts at most before it gives up on that side.
+SPLIT_LIMIT = 1_000
+
+
+class Moves:
+    """What one transaction did to the jobs' states, to be added with :meth:`write`."""
+
+    __slots__ = ("_delta",)
+
+    def __init__(self) -> None:
+        self._delta: dict[str, int] = {}
+
+    def add(self, state: str, n: int = 1) -> None:
+        """``n`` jobs came into ``state`` (went out of it, for negative ``n``)."""
+        if n:
+            self._delta[state] = self._delta.get(state, 0) + n
+
+    def move(self, source: str, target: str | None, n: int = 1) -> None:
+        """``n`` jobs went from ``source`` to ``target`` (``None``: deleted)."""
+        self.add(source, -n)
+        if target is not None:
+            self.add(target, n)
+
+    def inserted(self, states: Iterable[str]) -> None:
+        """Jobs came in, one per state given."""
+        for state in states:
+            self.add(state)
+
+    def write(self, cur: Cursor, dialect: Dialect) -> None:
+        """Add the moves to the counts, in the transaction of ``cur``; then start afresh."""
+        rows = [(state, n) for state, n in sorted(self._delta.items()) if n]
+        self._delta = {}
+        if rows:
+            # One row of each state per transaction, on a shard picked at random: concurrent
+            # transactions seldom wait for each other's row, and with the states always in
+            # the same order two of them never deadlock over the rows they both take.
+            shard = random.randrange(dialect.count_shards)
+            cur.executemany(
+                dialect.add_to(STATES, ("state", "shard")),
+                [(state, shard, n) for state, n in rows],
+            )
+
+
+def due_within(limit: int | None) -> str:
+    """A subquery counting due waiting jobs (due by its parameter), at most ``limit``."""
+    inner = f"SELECT 1 FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?"
+    return f"(SELECT COUNT(*) FROM ({inner}{'' if limit is None else f' LIMIT {limit}'}) d)"
+
+
+def split_waiting(
+    cur: Cursor, dialect: Dialect, waiting: int, due: int, soon: float
+) -> tuple[int, int]:
+    """``waiting`` (the count of waiting jobs) as (due by ``soon``, delayed past it), given
+    ``due``: the due jobs counted up to :data:`SPLIT_LIMIT` (:func:`due_within`).
+
+    Whichever side is small is counted, a bounded range of the due index, and the other side
+    is the rest: only when both are large are the due jobs counted in full.
+    """
+    if due < SPLIT_LIMIT:
+        return due, max(waiting - due, 0)
+    cur.execute(
+        dialect.q(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {JOBS} WHERE state = 'waiting' "
+            f"AND available_at > ? LIMIT {SPLIT_LIMIT}) l"
+        ),
+        (soon,),
+    )
+    delayed = int(cur.fetchone()[0])
+    if delayed < SPLIT_LIMIT:
+        return max(waiting - delayed, 0), delayed
+    cur.execute(dialect.q(f"SELECT {due_within(None)}"), (soon,))
+    due = int(cur.fetchone()[0])
+    return due, max(waiting - due, 0)
+
+
+def recount(cur: Cursor, dialect: Dialect) -> dict[str, int]:
+    """Set the counts from the jobs themselves (a pass over the table): for a database that
+    had jobs before it had counts. The caller holds the schema lock."""
+    cur.execute(f"SELECT state, COUNT(*) FROM {JOBS} GROUP BY state")
+    found: dict[str, Any] = {str(state): int(n) for state, n in cur.fetchall()}
+    cur.execute(f"DELETE FROM {STATES}")
+    rows = [(state, 0, n) for state, n in sorted(found.items()) if n]
+    if rows:
+        cur.executemany(dialect.add_to(STATES, ("state", "shard")), rows)
+    return found
