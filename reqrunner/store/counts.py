@@ -3,30 +3,44 @@
 Every transaction that inserts, moves or deletes jobs gathers what it did in a :class:`Moves`
 and adds it to the ``reqrunner_states`` rows with one statement before it commits, so the
 counts are exactly as current as the jobs themselves. Reading them is a sum over a few rows
-(:data:`TOTALS`); splitting waiting jobs into due and delayed is done by :func:`split_waiting`
+(:func:`totals`); splitting waiting jobs into due and delayed is done by :func:`split_waiting`
 from bounded index ranges.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .dialects import JOBS, Cursor, Dialect
+from .dialects.shared import STATES
 
-__all__ = ["COUNTED", "STATES", "TOTALS", "Moves", "due_within", "recount", "split_waiting"]
-
-STATES = "reqrunner_states"
+__all__ = [
+    "COUNTED",
+    "STATES",
+    "Moves",
+    "count_ignored",
+    "count_new",
+    "due_within",
+    "recount",
+    "split_waiting",
+    "totals",
+]
 
 #: The states counted, in the order :data:`TOTALS` answers them.
 COUNTED = ("waiting", "reserved", "failed", "done")
 
-#: The four counts, as subqueries of one SELECT (so they join the same snapshot as whatever
-#: else that SELECT reads).
-TOTALS = ", ".join(
-    f"(SELECT COALESCE(SUM(n), 0) FROM {STATES} WHERE state = '{state}')" for state in COUNTED
-)
+
+def totals(dialect: Dialect) -> str:
+    """The four counts in the order of :data:`COUNTED`, as subqueries of one SELECT (so they
+    join the same snapshot as whatever else that SELECT reads)."""
+    sums = [f"(SELECT COALESCE(SUM(n), 0) FROM {STATES} WHERE state = '{s}')" for s in COUNTED]
+    if dialect.inserted is not None:
+        # Where the database counts inserts itself, the waiting row holds the difference.
+        sums[0] = f"{sums[0]} + {dialect.inserted}"
+    return ", ".join(sums)
+
 
 #: Rows one side of the due/delayed split counts at most before it gives up on that side.
 SPLIT_LIMIT = 1_000
@@ -64,11 +78,42 @@ class Moves:
             # One row of each state per transaction, on a shard picked at random: concurrent
             # transactions seldom wait for each other's row, and with the states always in
             # the same order two of them never deadlock over the rows they both take.
-            shard = random.randrange(dialect.count_shards)
-            cur.executemany(
-                dialect.add_to(STATES, ("state", "shard")),
-                [(state, shard, n) for state, n in rows],
-            )
+            shard = _shard(dialect)
+            cur.executemany(dialect.add_count, [(state, shard, n) for state, n in rows])
+
+
+def count_new(cur: Cursor, dialect: Dialect, states: Sequence[str]) -> None:
+    """Count jobs just inserted through ``cur``, one per state in ``states``.
+
+    Dispatching one job is the commonest write there is: where the database counts inserts
+    itself a waiting job costs nothing more, elsewhere it adds its one row without the
+    bookkeeping of :class:`Moves`."""
+    if dialect.inserted is not None:
+        # Counted as waiting by the database: a job inserted in another state moved from it.
+        others = [state for state in states if state != "waiting"]
+        if others:
+            moves = Moves()
+            moves.inserted(others)
+            moves.add("waiting", -len(others))
+            moves.write(cur, dialect)
+    elif len(states) == 1:
+        cur.execute(dialect.add_count, (states[0], _shard(dialect), 1))
+    elif states:
+        moves = Moves()
+        moves.inserted(states)
+        moves.write(cur, dialect)
+
+
+def count_ignored(cur: Cursor, dialect: Dialect) -> None:
+    """A unique insert was ignored through ``cur`` (an unclaimed job holds its key). SQLite
+    gives the ignored row an id all the same, so its count of inserts took one too many."""
+    if dialect.inserted is not None:
+        cur.execute(dialect.add_count, ("waiting", _shard(dialect), -1))
+
+
+def _shard(dialect: Dialect) -> int:
+    shards = dialect.count_shards
+    return 0 if shards == 1 else random.randrange(shards)
 
 
 def due_within(limit: int | None) -> str:
@@ -109,7 +154,11 @@ def recount(cur: Cursor, dialect: Dialect) -> dict[str, int]:
     cur.execute(f"SELECT state, COUNT(*) FROM {JOBS} GROUP BY state")
     found: dict[str, Any] = {str(state): int(n) for state, n in cur.fetchall()}
     cur.execute(f"DELETE FROM {STATES}")
-    rows = [(state, 0, n) for state, n in sorted(found.items()) if n]
+    kept = dict(found)
+    if dialect.inserted is not None:
+        cur.execute(f"SELECT {dialect.inserted}")
+        kept["waiting"] = kept.get("waiting", 0) - int(cur.fetchone()[0])
+    rows = [(state, 0, n) for state, n in sorted(kept.items()) if n]
     if rows:
-        cur.executemany(dialect.add_to(STATES, ("state", "shard")), rows)
+        cur.executemany(dialect.add_count, rows)
     return found

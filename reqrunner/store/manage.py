@@ -12,7 +12,7 @@ from typing import Any
 
 from ..models import JobError, JobInfo, JobState, QueueStats
 from . import results
-from .counts import COUNTED, SPLIT_LIMIT, TOTALS, Moves, due_within, split_waiting
+from .counts import COUNTED, SPLIT_LIMIT, Moves, due_within, split_waiting, totals
 from .database import Database
 from .dialects import JOBS, Cursor, fetch_records
 from .outcomes import superseded
@@ -39,7 +39,7 @@ DUE_GRACE = 1.0
 # database, and none of it grows with the table.
 _STATS = (
     f"SELECT {due_within(SPLIT_LIMIT)}, "
-    f"(SELECT MIN(available_at) FROM {JOBS} WHERE state = 'waiting'), {TOTALS}"
+    f"(SELECT MIN(available_at) FROM {JOBS} WHERE state = 'waiting'), {{totals}}"
 )
 
 #: Finished states: listed newest first, through the index by finish time (whose partial
@@ -120,6 +120,7 @@ class Manager:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.q = db.dialect.q
+        self._stats = self.q(_STATS.format(totals=totals(db.dialect)))
 
     def stats(self) -> QueueStats:
         now = time.time()
@@ -140,7 +141,7 @@ class Manager:
         """The jobs in each state, waiting ones split into due by ``soon`` and delayed (and
         all of them as ``waiting``), and the earliest due time of a waiting job."""
         with self.db.read() as cur:
-            cur.execute(self.q(_STATS), (soon,))
+            cur.execute(self._stats, (soon,))
             some_due, earliest, waiting, reserved, failed, done = cur.fetchone()
             due, delayed = split_waiting(cur, self.db.dialect, int(waiting), int(some_due), soon)
         counts = {"due": due, "delayed": delayed, "waiting": due + delayed}

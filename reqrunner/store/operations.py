@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 from . import outcomes
-from .counts import Moves
+from .counts import Moves, count_ignored, count_new
 from .database import Cursor, Database
-from .dialects import JOBS, Dialect
+from .dialects import JOBS
 from .records import Ack, Claimed, CycleResult, NewJob, history_with, storable
 
 # The records are the store's vocabulary: its users import them from here with the Store.
@@ -67,7 +67,7 @@ class Store:
             if job.unique_slot is not None:
                 return self._enqueue_unique(cur, job)
             job_id = self.dialect.insert_one(cur, job)
-            _count_new(cur, self.dialect, (job,))
+            count_new(cur, self.dialect, (job.state,))
             return job_id
 
     def enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
@@ -81,11 +81,11 @@ class Store:
         same transaction's commit."""
         if len(batch) == 1 and batch[0].unique_slot is None:
             job_id = self.dialect.insert_one(cur, batch[0])
-            _count_new(cur, self.dialect, batch)
+            count_new(cur, self.dialect, (batch[0].state,))
             return [job_id]
         plain_jobs = [job for job in batch if job.unique_slot is None]
         plain = iter(self.dialect.insert_many(cur, plain_jobs))
-        _count_new(cur, self.dialect, plain_jobs)
+        count_new(cur, self.dialect, [job.state for job in plain_jobs])
         result = [
             self._enqueue_unique(cur, job) if job.unique_slot is not None else next(plain)
             for job in batch
@@ -98,9 +98,10 @@ class Store:
         for _ in range(5):
             new = self.dialect.insert_unique(cur, job)
             if new is not None:
-                _count_new(cur, self.dialect, (job,))
+                count_new(cur, self.dialect, (job.state,))
                 self.dialect.notify(cur, {job.queue})
                 return new
+            count_ignored(cur, self.dialect)
             cur.execute(self._holder, (job.unique_slot,))
             row = cur.fetchone()
             if row is not None:
@@ -279,13 +280,6 @@ class Store:
             expiry = cur.fetchone()[0]
         times = [float(t) for t in (waiting, expiry) if t is not None]
         return min(times) if times else None
-
-
-def _count_new(cur: Cursor, dialect: Dialect, jobs: Sequence[NewJob]) -> None:
-    """Count ``jobs``, just inserted through ``cur``, in their states."""
-    moves = Moves()
-    moves.inserted(job.state for job in jobs)
-    moves.write(cur, dialect)
 
 
 def _queue_clause(queues: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:

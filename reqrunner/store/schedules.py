@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .counts import count_new
 from .database import Cursor, Database
 from .dialects import JOBS
 from .records import NewJob
@@ -121,6 +122,7 @@ class Slots:
                     (description, job_id),
                 )
                 ids.append(job_id)
+            count_new(cur, self.dialect, [job.state for job, _ in plan.jobs])
             if not ids:
                 return SlotRow(plan.slot, now, plan.outcome, row.job_id), ids
             cur.execute(

@@ -46,10 +46,10 @@ def test_find_a_failed_job_read_its_traceback_and_retry_it(
     queue.run(max_jobs=1)
     # Company for the screenshots: a job in progress and two scheduled for later.
     running = queue.dispatch("shop.noop")
+    queue.store.cycle([], claim=1, ids=[running])
     with queue.engine.begin() as conn:
         conn.exec_driver_sql(
-            "UPDATE reqrunner_jobs SET state = 'reserved', token = 'elsewhere', attempts = 1, "
-            f"reserved_until = {time.time() + 600}, progress = 0.6, "
+            f"UPDATE reqrunner_jobs SET reserved_until = {time.time() + 600}, progress = 0.6, "
             f"label = '120 of 200 pages' WHERE id = {running}"
         )
     queue.jobs["shop.noop"].using(delay=3600).dispatch_many([{}, {}])

@@ -44,12 +44,13 @@ def _fail(queue: reqrunner.JobQueue, text: str = "boom") -> int:
 
 
 def _reserve(queue: reqrunner.JobQueue, job_id: int, progress: float, label: str) -> None:
-    """Mark a job as held by a runner busy elsewhere (as a live or a dead runner leaves it)."""
+    """Mark a job as held by a runner busy elsewhere (as a live or a dead runner leaves it):
+    claimed as a runner claims it, then its lease and progress set."""
+    assert [job.id for job in queue.store.cycle([], claim=1, ids=[job_id]).claimed] == [job_id]
     with queue.engine.begin() as conn:
         conn.exec_driver_sql(
-            "UPDATE reqrunner_jobs SET state = 'reserved', token = 'elsewhere', attempts = 1, "
-            f"reserved_until = {time.time() + 600}, progress = {progress}, label = '{label}' "
-            f"WHERE id = {job_id}"
+            f"UPDATE reqrunner_jobs SET reserved_until = {time.time() + 600}, "
+            f"progress = {progress}, label = '{label}' WHERE id = {job_id}"
         )
 
 

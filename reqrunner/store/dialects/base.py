@@ -33,6 +33,7 @@ from .shared import (
     CLAIM_SET,
     INSERT,
     JOBS,
+    STATES,
     VALUES_ROW,
     Cursor,
     Listener,
@@ -75,6 +76,9 @@ class Dialect(SchemaStatements, ABC):
     count_shards: ClassVar[int] = 8
     """Rows each state's count is spread over (:mod:`reqrunner.store.counts`): enough that
     concurrent transactions seldom wait for one another's row."""
+    inserted: ClassVar[str | None] = None
+    """An SQL expression for how many jobs were ever inserted, where the database keeps that
+    itself at no cost (then an insert of a waiting job need not be counted); None if not."""
     pre_ping: ClassVar[bool] = True
     """Whether the pool tests each connection with a round trip before handing it out; a
     dialect that tells a dead connection by other means (:meth:`stale`) turns it off."""
@@ -92,6 +96,8 @@ class Dialect(SchemaStatements, ABC):
             (dbapi.IntegrityError,) if dbapi is not None else ()
         ) + (sa.exc.IntegrityError,)
         self._claims: dict[int, str] = {}
+        self.add_count = self.add_to(STATES, ("state", "shard"))
+        """Add to the kept count of a state. Parameters: state, shard, n."""
 
     @classmethod
     def resolve_url(cls, url: URL) -> URL:

@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 JOBS = "reqrunner_jobs"
+#: The kept counts of jobs per state (``reqrunner.store.counts``).
+STATES = "reqrunner_states"
 
 #: Columns a dispatch writes, named as the fields of :class:`~reqrunner.store.records.NewJob`.
 INSERT_COLUMNS: tuple[str, ...] = NewJob._fields

@@ -57,6 +57,9 @@ class SqliteDialect(Dialect):
     row_lock = ""
     # One writer at a time holds the whole file: a second counter row would wait all the same.
     count_shards = 1
+    # AUTOINCREMENT keeps the largest id ever given out, and rolls it back with the insert
+    # that took it: ids have no gaps, so it is the number of jobs ever inserted.
+    inserted = f"(SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = '{JOBS}')"
 
     def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
         super().__init__(engine, busy_timeout=busy_timeout)
