@@ -33,6 +33,7 @@ from reqrunner.store.dialects import (
     fetch_records,
     for_dialect,
 )
+from reqrunner.store.dialects.mysql import SCHEMA_LOCK
 from reqrunner.store.records import Claimed, NewJob
 from tests.conftest import drop_tables
 
@@ -263,15 +264,18 @@ def test_mysql_refuses_to_create_tables_without_the_schema_lock(mysql_url: str) 
     db = Database(resolve_engine(mysql_url))
     db.dialect.schema_lock_wait = 0.5  # type: ignore[attr-defined]
     with holder.connect() as conn:
-        assert conn.exec_driver_sql("SELECT GET_LOCK('reqrunner_schema', 0)").scalar() == 1
+        assert conn.exec_driver_sql(f"SELECT GET_LOCK({SCHEMA_LOCK}, 0)").scalar() == 1
         with pytest.raises(StoreError, match="schema lock"):
             db.ensure_schema()
         assert not db._schema_ready
-        conn.exec_driver_sql("SELECT RELEASE_LOCK('reqrunner_schema')")
+        conn.exec_driver_sql(f"SELECT RELEASE_LOCK({SCHEMA_LOCK})")
     db.ensure_schema()  # free again: taken, and released after
     with holder.connect() as conn:
-        assert conn.exec_driver_sql("SELECT GET_LOCK('reqrunner_schema', 0)").scalar() == 1
-        conn.exec_driver_sql("SELECT RELEASE_LOCK('reqrunner_schema')")
+        assert conn.exec_driver_sql(f"SELECT GET_LOCK({SCHEMA_LOCK}, 0)").scalar() == 1
+        # Another database on the same server has a lock of its own: free while this is held.
+        conn.exec_driver_sql("USE test")
+        assert conn.exec_driver_sql(f"SELECT IS_FREE_LOCK({SCHEMA_LOCK})").scalar() == 1
+        assert conn.exec_driver_sql("SELECT RELEASE_ALL_LOCKS()").scalar() == 1
     db.close()
     holder.dispose()
 

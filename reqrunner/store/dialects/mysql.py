@@ -44,6 +44,11 @@ _CLAIM_SELECT = ", ".join(
 )
 
 
+#: The schema lock's name. Named locks are the server's, not a database's: the database's name
+#: in it keeps sites that share a server from waiting for each other's tables.
+SCHEMA_LOCK = "LEFT(CONCAT('reqrunner_schema:', DATABASE()), 64)"
+
+
 class MySQLDialect(Dialect):
     """MySQL 8 / MariaDB 10.6 (``SKIP LOCKED``)."""
 
@@ -87,18 +92,18 @@ class MySQLDialect(Dialect):
         # A named lock belongs to the session, not the transaction (DDL commits implicitly).
         # GET_LOCK answers 1 when taken and 0 when the wait ran out: creating tables without it
         # would race the process that holds it.
-        cur.execute("SELECT GET_LOCK('reqrunner_schema', %s)", (self.schema_lock_wait,))
+        cur.execute(f"SELECT GET_LOCK({SCHEMA_LOCK}, %s)", (self.schema_lock_wait,))
         row = cur.fetchone()
         if row is None or row[0] != 1:
             raise StoreError(
                 f"could not take the schema lock of {self!r} within {self.schema_lock_wait:g} s: "
                 "another process is creating reqrunner's tables, or holds the named lock "
-                "'reqrunner_schema'"
+                "'reqrunner_schema:' followed by the database's name"
             )
         try:
             yield
         finally:
-            cur.execute("SELECT RELEASE_LOCK('reqrunner_schema')")
+            cur.execute(f"SELECT RELEASE_LOCK({SCHEMA_LOCK})")
             cur.fetchall()
 
     def existing_tables(self, cur: Cursor) -> set[str]:
