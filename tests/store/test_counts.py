@@ -18,6 +18,9 @@ from reqrunner.store.dialects import JOBS
 from tests.store.history import add_rows
 
 
+FIELDS = ("waiting", "delayed", "reserved", "failed", "done")
+
+
 def counted(queue: reqrunner.JobQueue) -> dict[str, int]:
     """The jobs per state, counted row by row (what the kept counts must equal)."""
     with queue.store.db.read() as cur:
@@ -49,13 +52,7 @@ def kept(queue: reqrunner.JobQueue) -> dict[str, int]:
         waiting, reserved, failed, done = (int(n) for n in cur.fetchone())
     assert waiting == stats.waiting + stats.delayed
     assert (reserved, failed, done) == (stats.reserved, stats.failed, stats.done)
-    return {
-        "waiting": stats.waiting,
-        "delayed": stats.delayed,
-        "reserved": stats.reserved,
-        "failed": stats.failed,
-        "done": stats.done,
-    }
+    return {field: getattr(stats, field) for field in FIELDS}
 
 
 def new_queue(url: str, **options: object) -> reqrunner.JobQueue:
