@@ -17,7 +17,6 @@ from reqrunner.store.counts import SPLIT_LIMIT, STATES, totals
 from reqrunner.store.dialects import JOBS
 from tests.store.history import add_rows
 
-
 FIELDS = ("waiting", "delayed", "reserved", "failed", "done")
 
 
