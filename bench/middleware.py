@@ -1,9 +1,11 @@
 """What the middleware costs a site, and what each mode costs a triggering page view.
 
-1. Overhead: requests/s of the same HTML page, bare and wrapped (``run_rate=0.01``, nothing
-   due, ``mode="auto"``), on uvicorn and gunicorn (sync worker), one process each, loaded with
-   ``wrk`` (Debian's package) for a few seconds. Bare and wrapped alternate round by round in
-   one run so that the noise of a shared machine falls on both; medians and their ratio.
+1. Overhead: requests/s of the same HTML page, bare and wrapped (``run_rate`` 0.01 and 1,
+   nothing due, ``mode="auto"``), on uvicorn and gunicorn (sync worker), one process each,
+   loaded with ``wrk`` (Debian's package) for a few seconds, and the server's CPU time per
+   request over the same runs (which another process's load hardly moves). The servers take
+   turns round by round, the order rotated, so that the noise of a shared machine falls on
+   all; medians and their ratios to bare.
    The same comparison in-process (the app called directly, no server, no socket) gives the
    middleware's own cost per request without the server's noise.
 2. Modes (the figures behind ``auto``): on uvicorn, gunicorn (sync) and waitress, in ``sync``
@@ -18,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import statistics
@@ -30,6 +33,7 @@ from typing import Any
 
 import anyio
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,48 +41,79 @@ sys.path.insert(0, str(ROOT))
 import reqrunner  # noqa: E402
 from reqrunner.web.asgi import ASGIMiddleware  # noqa: E402
 from reqrunner.web.wsgi import WSGIMiddleware  # noqa: E402
-from tests.middleware.servers import serve, ttlb  # noqa: E402
+from tests.middleware.servers import Server, serve, ttlb  # noqa: E402
 from tests.middleware.sites import read_stamps  # noqa: E402
 
-_REQUESTS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
+_COUNT = re.compile(r"(\d+) requests in")
+RATES = ("0.01", "1")
+"""The run rates the overhead is measured at, both with nothing due."""
 
 
-def wrk(url: str, seconds: int) -> float:
-    """Requests per second ``wrk`` sustains against ``url`` (2 threads, 16 connections)."""
+def server_cpu(server: Server) -> float:
+    """CPU seconds the server's processes (a gunicorn master and its worker too) have used."""
+    root = psutil.Process(server.process.pid)
+    total = 0.0
+    for proc in (root, *root.children(recursive=True)):
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def wrk(server: Server, seconds: int) -> tuple[float, float]:
+    """Load ``/page`` with ``wrk`` for ``seconds``: requests per second, and the server's CPU
+    microseconds per request.
+
+    One wrk thread and 4 connections: one thread saturates a single Python process, and a
+    second would take the other core of a 2-core machine from the server. The CPU per request
+    hardly depends on what else the machine runs, where requests per second do.
+    """
+    before = server_cpu(server)
     out = subprocess.run(
-        ["wrk", "-t2", "-c16", f"-d{seconds}s", url],
+        ["wrk", "-t1", "-c4", f"-d{seconds}s", f"{server.url}/page"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    match = _REQUESTS.search(out)
-    if match is None:
+    cpu = server_cpu(server) - before
+    rate, count = _RATE.search(out), _COUNT.search(out)
+    if rate is None or count is None:
         raise RuntimeError(f"wrk printed no rate:\n{out}")
-    return float(match.group(1))
+    return float(rate.group(1)), cpu / max(int(count.group(1)), 1) * 1e6
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
 def overhead(seconds: int, rounds: int) -> None:
-    print(f"\n== overhead: requests/s of /page, bare vs wrapped (run_rate 0.01, nothing due), "
-          f"{rounds} rounds of {seconds:g} s, medians")  # fmt: skip
+    print(f"\n== overhead: /page bare vs wrapped (nothing due), {rounds} rounds of {seconds:g} s,"
+          f" medians (ranges): req/s, server CPU us per request, ratios to bare")  # fmt: skip
     for kind in ("uvicorn", "gunicorn"):
-        rates: dict[str, list[float]] = {"bare": [], "wrapped": []}
-        with tempfile.TemporaryDirectory() as tmp:
+        names = ["bare", *(f"rate {rate}" for rate in RATES)]
+        rates: dict[str, list[float]] = {name: [] for name in names}
+        cpus: dict[str, list[float]] = {name: [] for name in names}
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
             base = {"RR_DB": f"sqlite:///{tmp}/jobs.sqlite3", "RR_STAMPS": f"{tmp}/stamps"}
-            with (
-                serve(kind, Path(tmp), RR_BARE="1", **base) as bare,
-                serve(kind, Path(tmp), RR_RATE="0.01", RR_MODE="auto", **base) as wrapped,
-            ):
-                for server in (bare, wrapped):
-                    wrk(f"{server.url}/page", 1)  # warm up: imports, first connections
-                pair = [("bare", bare), ("wrapped", wrapped)]
-                for i in range(rounds):
-                    # Turns alternate, so that neither side always runs on a warmer machine.
-                    for name, server in pair if i % 2 == 0 else pair[::-1]:
-                        rates[name].append(wrk(f"{server.url}/page", seconds))
-        b, w = statistics.median(rates["bare"]), statistics.median(rates["wrapped"])
-        print(f"{kind:9} bare {b:8.0f} req/s   wrapped {w:8.0f} req/s   ratio {w / b:.3f}"
-              f"   (bare {min(rates['bare']):.0f}-{max(rates['bare']):.0f},"
-              f" wrapped {min(rates['wrapped']):.0f}-{max(rates['wrapped']):.0f})")  # fmt: skip
+            servers = {"bare": stack.enter_context(serve(kind, Path(tmp), RR_BARE="1", **base))}
+            for rate in RATES:
+                wrapped = serve(kind, Path(tmp), RR_RATE=rate, RR_MODE="auto", **base)
+                servers[f"rate {rate}"] = stack.enter_context(wrapped)
+            for server in servers.values():
+                wrk(server, 1)  # warm up: imports, first connections, the due cache
+            for i in range(rounds):
+                # The order rotates, so that no side always runs first or on a warmer machine.
+                for name in names[i % len(names) :] + names[: i % len(names)]:
+                    rate, cpu = wrk(servers[name], seconds)
+                    rates[name].append(rate)
+                    cpus[name].append(cpu)
+        bare_rate, bare_cpu = statistics.median(rates["bare"]), statistics.median(cpus["bare"])
+        print(f"{kind:9} bare      {_spread(rates['bare'])} req/s  {_spread(cpus['bare'])} us")
+        for name in names[1:]:
+            ratio = statistics.median(rates[name]) / bare_rate
+            cost = bare_cpu / statistics.median(cpus[name])
+            print(f"{kind:9} {name:9} {_spread(rates[name])} req/s  {_spread(cpus[name])} us"
+                  f"   ratio {ratio:.3f} by req/s, {cost:.3f} by CPU")  # fmt: skip
 
 
 PAGE = b"<!doctype html><html><body><p>hello</p></body></html>"

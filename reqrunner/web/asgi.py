@@ -63,28 +63,33 @@ class ASGIMiddleware(Middleware[ASGIApp]):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sub = self.core.own_subpath(scope["path"], scope.get("root_path", ""))
-        if sub is not None:
-            await self._route(scope, receive, send, sub)
-            return
+        core = self.core
+        # A substring test first: one C call rules out almost every path.
+        if core.path in scope["path"]:
+            sub = core.own_subpath(scope["path"], scope.get("root_path", ""))
+            if sub is not None:
+                await self._route(scope, receive, send, sub)
+                return
         # Whatever the die says, the request's after_response jobs are collected while the
         # app answers, and run once it has (the last body message is out when it returns).
         deferred, token = collecting()
         try:
-            if not self.core.policy.roll():
+            if not core.policy.roll():
+                # The common case: the app gets the server's own receive and send.
                 await self.app(scope, receive, send)
                 exchange = None
             else:
-                exchange = _Exchange(self.core, scope, send)
+                exchange = _Exchange(core, scope, send)
                 await self.app(scope, receive, exchange.send)
         finally:
             stop_collecting(token)
-        plan = PASS
-        if exchange is not None and exchange.complete and exchange.origin:
-            plan = exchange.plan
+        if exchange is None:
+            if deferred:
+                await anyio.to_thread.run_sync(core.finish, deferred, PASS, None)
+            return
+        plan = exchange.plan if exchange.complete and exchange.origin else PASS
         if deferred or plan.action == "run_after":
-            origin = exchange.origin if exchange is not None else None
-            await anyio.to_thread.run_sync(self.core.finish, deferred, plan, origin)
+            await anyio.to_thread.run_sync(core.finish, deferred, plan, exchange.origin)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, sub: str) -> None:
         body = b""
@@ -142,11 +147,13 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            try:
-                message = await self._start(message)
-            except Exception:
-                logger.exception("reqrunner failed while inspecting a response; passing it on")
-                self.plan, self._injector = PASS, None
+            # With nothing due (the cached answer) every plan is "pass": the page is not read.
+            if not self._core.nothing_due():
+                try:
+                    message = await self._start(message)
+                except Exception:
+                    logger.exception("reqrunner failed while inspecting a response; passing it on")
+                    self.plan, self._injector = PASS, None
         elif kind == "http.response.body" and self.plan.action != "pass" and not self.complete:
             more = message.get("more_body", False)
             if self._injector is not None:

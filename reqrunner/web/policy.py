@@ -120,26 +120,32 @@ class RunPolicy:
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        self._due: bool | None = None
-        self._due_at = 0.0
+        self._answer: tuple[bool, float] | None = None
+        """The last answer to "are jobs due" and when it was had; one attribute, so that the
+        hot path reads it whole without the lock."""
         self._generation = 0
         queue.on_dispatch(self.invalidate)
 
     def roll(self) -> bool:
-        """Cast the die: ``True`` with probability ``run_rate``."""
-        if self.run_rate <= 0.0:
-            return False
-        if self.run_rate >= 1.0:
-            return True
-        with self._lock:
-            return self._rng.random() < self.run_rate
+        """Cast the die: ``True`` with probability ``run_rate``.
+
+        Asked on every page view, so it takes no lock: ``random()`` of :class:`random.Random`
+        is one C call, safe from many threads. It is in ``[0, 1)``: ``run_rate`` 0 never
+        passes, 1 always does.
+        """
+        return self._rng.random() < self.run_rate
 
     def cached_due(self) -> bool | None:
-        """The cached answer to "are jobs due", or ``None`` when it must be asked again."""
-        with self._lock:
-            if self._due is None or self._clock() - self._due_at >= self._cache_seconds:
-                return None
-            return self._due
+        """The cached answer to "are jobs due", or ``None`` when it must be asked again.
+
+        Lock-free (asked on every page view that rolled the die): the answer and its time are
+        read as one tuple, and a reader that races :meth:`invalidate` sees the answer either
+        just before or just after it, as it would with a lock.
+        """
+        answer = self._answer
+        if answer is None or self._clock() - answer[1] >= self._cache_seconds:
+            return None
+        return answer[0]
 
     def jobs_due(self) -> bool:
         """Whether jobs are due, from the cache or from one query (blocking: not on a loop).
@@ -147,9 +153,10 @@ class RunPolicy:
         A failing query is logged and answers ``False`` for the cache period, so a database
         that is down costs one error line per second, not one per request.
         """
+        cached = self.cached_due()
+        if cached is not None:
+            return cached
         with self._lock:
-            if self._due is not None and self._clock() - self._due_at < self._cache_seconds:
-                return self._due
             generation = self._generation
         try:
             due = bool(self._queue.has_due())
@@ -165,7 +172,7 @@ class RunPolicy:
             # answer out of the cache (a stale "nothing due" would hide the new job), and say
             # "due" — at worst a run starts and finds nothing.
             if generation == self._generation:
-                self._due, self._due_at = due, self._clock()
+                self._answer = (due, self._clock())
             else:
                 due = True
         return due
@@ -173,7 +180,7 @@ class RunPolicy:
     def invalidate(self) -> None:
         """Forget the cached answer (after a local dispatch, or after a run drained the queue)."""
         with self._lock:
-            self._due = None
+            self._answer = None
             self._generation += 1
 
 

@@ -87,26 +87,30 @@ class WSGIMiddleware(Middleware[WSGIApp]):
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        sub = self.core.own_subpath(environ.get("PATH_INFO", ""))
-        if sub is not None:
-            return self._route(environ, start_response, sub)
+        core = self.core
+        path = environ.get("PATH_INFO", "")
+        # A substring test first: one C call rules out almost every path.
+        if core.path in path:
+            sub = core.own_subpath(path)
+            if sub is not None:
+                return self._route(environ, start_response, sub)
         # Whatever the die says, the after_response jobs the app dispatches while it is called
         # are collected, and handed to a thread from close() with the rest.
         deferred, token = collecting()
         try:
-            if not self.core.policy.roll():
+            if not core.policy.roll():
+                # The common case: the app gets the server's own start_response.
                 result = self.app(environ, start_response)
                 exchange = None
             else:
-                exchange = _Exchange(self.core, environ, start_response)
+                exchange = _Exchange(core, environ, start_response, deferred)
                 result = self.app(environ, exchange.start_response)
         finally:
             stop_collecting(token)
         if exchange is not None and (exchange.plan is None or exchange.plan.action != "pass"):
-            exchange.result, exchange.deferred = result, deferred
+            exchange.result = result
             return exchange
         if deferred:
-            core = self.core
             return _Closing(
                 result, lambda: core.finish(deferred, PASS, None), _wait_at_exit(core, environ)
             )
@@ -168,8 +172,17 @@ class _Exchange:
     """One page view that rolled the die: asks the core what to do at ``start_response``, and
     holds the body back where the plan needs it whole (to add the script, or to measure it)."""
 
+    __slots__ = (
+        "_complete", "_core", "_environ", "_headers", "_held", "_held_size", "_holding",
+        "_start_response", "_status", "deferred", "plan", "result",
+    )  # fmt: skip
+
     def __init__(
-        self, core: MiddlewareCore, environ: dict[str, Any], start_response: StartResponse
+        self,
+        core: MiddlewareCore,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        deferred: Deferred,
     ) -> None:
         self._core, self._environ = core, environ
         self._start_response = start_response
@@ -182,7 +195,7 @@ class _Exchange:
         self._held: list[bytes] = []
         self._held_size = 0
         self._complete = False
-        self.deferred = Deferred()
+        self.deferred = deferred
         """The request's after_response jobs, run from :meth:`close` before the plan's run."""
 
     def start_response(
@@ -194,7 +207,8 @@ class _Exchange:
             self.plan, self._holding = PASS, False
             return self._start_response(status, headers, exc_info)
         try:
-            self.plan = self._decide(status, headers)
+            # With nothing due (the cached answer) every plan is "pass": the page is not read.
+            self.plan = PASS if self._core.nothing_due() else self._decide(status, headers)
         except Exception:
             logger.exception("reqrunner failed while inspecting a response; passing it on")
             self.plan = PASS
