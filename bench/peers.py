@@ -141,7 +141,7 @@ async def _pgq_drain(dsn: str) -> int:
     return ran
 
 
-async def _pgq_bench(n: int, dsn: str) -> dict[str, float]:
+async def _pgq_bench(n: int, dsn: str, drain: bool) -> dict[str, float]:
     import asyncpg  # noqa: PLC0415
     from pgqueuer import Queries  # noqa: PLC0415
 
@@ -165,6 +165,8 @@ async def _pgq_bench(n: int, dsn: str) -> dict[str, float]:
             await queries.enqueue(["noop"] * n, list(payloads), [0] * n)
             bulk = n / (time.perf_counter() - started)
             queued = await conn.fetchval("SELECT count(*) FROM pgqueuer")
+            if not drain:
+                return {"dispatch_single": single, "dispatch_bulk": bulk}
 
             elapsed, ran = _spawn_worker("pgqueuer", dsn)
             left = await conn.fetchval("SELECT count(*) FROM pgqueuer")
@@ -178,7 +180,7 @@ async def _pgq_bench(n: int, dsn: str) -> dict[str, float]:
         await admin.close()
 
 
-def pgqueuer_pg(n: int, dsn: str) -> dict[str, float] | None:
+def pgqueuer_pg(n: int, dsn: str, *, drain: bool = True) -> dict[str, float] | None:
     """pgqueuer (asyncpg driver) on a throw-away database ``reqrunner_bench_pgq``.
 
     ``dsn`` is any database on the server (used to create and drop the bench database).
@@ -186,6 +188,7 @@ def pgqueuer_pg(n: int, dsn: str) -> dict[str, float] | None:
     dispatch_bulk: one ``Queries.enqueue`` call with lists (one array INSERT);
     drain: spawn one worker process running ``QueueManager.run(mode=drain)`` with its default
     batch_size=10 (the CLI ``pgq run`` is broken with typer 0.29) until it exits.
+    drain=False: the dispatch figures only.
     Returns None, with the reason on stderr, if pgqueuer or asyncpg cannot be imported.
     """
     try:
@@ -198,7 +201,7 @@ def pgqueuer_pg(n: int, dsn: str) -> dict[str, float] | None:
             file=sys.stderr,
         )
         return None
-    return asyncio.run(_pgq_bench(n, _asyncpg_dsn(dsn)))
+    return asyncio.run(_pgq_bench(n, _asyncpg_dsn(dsn), drain))
 
 
 # --------------------------------------------------------------------------- main

@@ -4,11 +4,13 @@ For SQLite and PostgreSQL: dispatch N no-op jobs (payload ``{"n": i}``) one by o
 in bulk (``dispatch_many``), then drain them with one runner. "drain" is timed like the peers'
 (bench/peers.py): from spawning a fresh worker process (interpreter start and imports included)
 until it exits on an empty queue; "drain steady" is the same drain timed inside the worker, from
-its first claim to the empty queue. Every figure is the median of 3 runs (min–max beside it).
-The peers are huey's SqliteHuey at synchronous=NORMAL (our durability level) and pgqueuer
-on PostgreSQL, measured in the same run.
+its first claim to the empty queue. Every figure is the median of the rounds (3 unless
+--rounds says; min–max beside it). The peers are huey's SqliteHuey at synchronous=NORMAL (our
+durability level) and pgqueuer on PostgreSQL, measured in the same run: each round runs
+reqrunner, then its peer, so that both see the same load, and each ratio is the median of the
+rounds' own ratios (min–max beside it). --no-drain measures dispatch only.
 
-    python bench/throughput.py [N] [--pg URL] [--no-peers]
+    python bench/throughput.py [N] [--pg URL] [--no-peers] [--rounds R] [--no-drain]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -68,7 +71,7 @@ def _reset(url: str) -> None:
     engine.dispose()
 
 
-def one_run(url: str, n: int) -> dict[str, float]:
+def one_run(url: str, n: int, *, drain: bool = True) -> dict[str, float]:
     _reset(url)
     queue, noop = make_queue(url)
     queue.stats()  # create the tables outside the timings
@@ -84,6 +87,8 @@ def one_run(url: str, n: int) -> dict[str, float]:
     noop.dispatch_many([{"n": i} for i in range(n)])
     bulk = n / (time.perf_counter() - t0)
     queue.close()
+    if not drain:
+        return {"dispatch_single": single, "dispatch_bulk": bulk}
     t0 = time.perf_counter()
     out = subprocess.run(
         [sys.executable, __file__, "--worker", url], capture_output=True, text=True, check=True
@@ -100,17 +105,26 @@ def one_run(url: str, n: int) -> dict[str, float]:
     }
 
 
-def median_runs(
-    measure: Callable[[], dict[str, float] | None], runs: int = 3
-) -> dict[str, list[float]]:
-    collected: dict[str, list[float]] = {}
-    for _ in range(runs):
-        figures = measure()
+Measure = Callable[[], dict[str, float] | None]
+
+
+def alternate(
+    ours: Callable[[], dict[str, float]], theirs: Measure | None, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``rounds`` rounds of ``ours`` then ``theirs``: each one's figures, by column, in round
+    order (``theirs`` is dropped once it returns None: the peer is not installed)."""
+    mine: dict[str, list[float]] = {}
+    peer: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for key, value in ours().items():
+            mine.setdefault(key, []).append(value)
+        figures = theirs() if theirs is not None else None
         if figures is None:
-            return {}
+            theirs = None
+            continue
         for key, value in figures.items():
-            collected.setdefault(key, []).append(value)
-    return collected
+            peer.setdefault(key, []).append(value)
+    return mine, peer
 
 
 def fmt(values: list[float] | None) -> str:
@@ -140,71 +154,57 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=10_000)
     parser.add_argument("--pg", default=os.environ.get("REQRUNNER_TEST_POSTGRES_URL", DEFAULT_PG))
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-drain", action="store_true", help="measure dispatch only")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker)
         return
-    n = args.n
-    rows: dict[str, dict[str, list[float]]] = {}
+    n, rounds, drain = args.n, args.rounds, not args.no_drain
+    peers: Any = None
+    if not args.no_peers:
+        import peers  # noqa: PLC0415 (its imports are heavy; only when asked)
+    # (label, reqrunner's figures, the peer's label, the peer's figures)
+    pairs: list[tuple[str, dict[str, list[float]], str, dict[str, list[float]]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_url = f"sqlite:///{tmp}/bench.sqlite3"
-        rows["reqrunner, SQLite"] = median_runs(lambda: one_run(sqlite_url, n))
-        if not args.no_peers:
-            import peers  # noqa: PLC0415 (its imports are heavy; only when asked)
-
-            rows["huey SqliteHuey, SQLite (sync=NORMAL)"] = median_runs(
-                lambda: peers.huey_sqlite(n, Path(tmp))
-            )
+        huey: Measure | None = None
+        if peers is not None:
+            huey = lambda: peers.huey_sqlite(n, Path(tmp))  # noqa: E731
+        ours, theirs = alternate(lambda: one_run(sqlite_url, n, drain=drain), huey, rounds)
+        pairs.append(("SQLite", ours, "huey SqliteHuey (sync=NORMAL)", theirs))
     try:
         pg_url = pg_bench_url(args.pg)
     except sa.exc.OperationalError as exc:
         print(f"PostgreSQL not reachable, skipped: {exc}", file=sys.stderr)
     else:
+        pgq: Measure | None = None
+        if peers is not None:
+            pgq = lambda: peers.pgqueuer_pg(n, args.pg, drain=drain)  # noqa: E731
         try:
-            rows["reqrunner, PostgreSQL"] = median_runs(lambda: one_run(pg_url, n))
+            ours, theirs = alternate(lambda: one_run(pg_url, n, drain=drain), pgq, rounds)
         finally:
             drop_pg_bench(args.pg)
-        if not args.no_peers:
-            import peers  # noqa: PLC0415 (its imports are heavy; only when asked)
-
-            rows["pgqueuer, PostgreSQL"] = median_runs(lambda: peers.pgqueuer_pg(n, args.pg))
+        pairs.append(("PostgreSQL", ours, "pgqueuer", theirs))
     columns = ("dispatch_single", "dispatch_bulk", "drain", "drain_steady")
-    print(f"\n{n:,} no-op jobs, jobs/s, median of 3 (min–max)\n")
+    columns = columns if drain else columns[:2]
+    print(f"\n{n:,} no-op jobs, jobs/s, median of {rounds} (min–max)\n")
     print(f"{'':40} " + " ".join(f"{c:>26}" for c in columns))
-    for name, figures in rows.items():
-        print(f"{name:40} " + " ".join(f"{fmt(figures.get(c)):>26}" for c in columns))
-    ratios = [
-        (
-            "SQLite drain, reqrunner / huey",
-            "reqrunner, SQLite",
-            "huey SqliteHuey, SQLite (sync=NORMAL)",
-            "drain",
-        ),
-        (
-            "SQLite dispatch one by one, reqrunner / huey",
-            "reqrunner, SQLite",
-            "huey SqliteHuey, SQLite (sync=NORMAL)",
-            "dispatch_single",
-        ),
-        (
-            "PostgreSQL drain, reqrunner / pgqueuer",
-            "reqrunner, PostgreSQL",
-            "pgqueuer, PostgreSQL",
-            "drain",
-        ),
-        (
-            "PostgreSQL bulk dispatch, reqrunner / pgqueuer",
-            "reqrunner, PostgreSQL",
-            "pgqueuer, PostgreSQL",
-            "dispatch_bulk",
-        ),
-    ]
-    print()
-    for label, ours, theirs, column in ratios:
-        a, b = rows.get(ours, {}).get(column), rows.get(theirs, {}).get(column)
-        if a and b:
-            print(f"{label:48} {statistics.median(a) / statistics.median(b):5.2f}×")
+    for database, ours, peer, theirs in pairs:
+        for name, figures in ((f"reqrunner, {database}", ours), (f"{peer}, {database}", theirs)):
+            if figures:
+                print(f"{name:40} " + " ".join(f"{fmt(figures.get(c)):>26}" for c in columns))
+    print(f"\nreqrunner / peer, median of the {rounds} rounds' ratios (min–max)\n")
+    for database, ours, peer, theirs in pairs:
+        for column in columns:
+            a, b = ours.get(column), theirs.get(column)
+            if a and b:
+                ratios = [x / y for x, y in zip(a, b, strict=True)]
+                print(
+                    f"{database + ' ' + column + ', reqrunner / ' + peer:64} "
+                    f"{statistics.median(ratios):5.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+                )
 
 
 if __name__ == "__main__":

@@ -87,10 +87,11 @@ class Database:
 
     # -- transactions ---------------------------------------------------------------------------
 
-    def write(self) -> Transaction:
+    def write(self, *, single: bool = False) -> Transaction:
         """One short write transaction: ``with db.write() as cur: …``; the statements commit
-        together or not at all."""
-        return Transaction(self, write=True)
+        together or not at all. ``single``: the work writes with one statement, atomic by
+        itself, so the dialect may run it without a transaction (:meth:`Dialect.begin_single`)."""
+        return Transaction(self, write=True, single=single)
 
     def read(self) -> Transaction:
         """Reads that see one consistent snapshot where the database offers it."""
@@ -249,12 +250,15 @@ class Transaction:
     unique-key path to recognise).
     """
 
-    __slots__ = ("_connection", "_db", "_schema", "_write")
+    __slots__ = ("_connection", "_db", "_schema", "_single", "_write")
 
-    def __init__(self, db: Database, *, write: bool, schema: bool = True) -> None:
+    def __init__(
+        self, db: Database, *, write: bool, schema: bool = True, single: bool = False
+    ) -> None:
         self._db = db
         self._write = write
         self._schema = schema
+        self._single = single
         self._connection: Any = None
 
     def __enter__(self) -> Cursor:
@@ -262,7 +266,10 @@ class Transaction:
         try:
             if self._schema and not db._schema_ready:
                 db.ensure_schema()
-            self._connection, cur = db.dialect.begin(write=self._write)
+            if self._single:
+                self._connection, cur = db.dialect.begin_single()
+            else:
+                self._connection, cur = db.dialect.begin(write=self._write)
             return cur
         except db.driver_errors as exc:
             if db.dialect.schema_lost():

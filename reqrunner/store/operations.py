@@ -63,11 +63,13 @@ class Store:
 
     def enqueue(self, job: NewJob) -> int:
         """Store one job; its id (for a duplicate unique job, the unclaimed holder's id)."""
-        with self.db.write() as cur:
+        # Where the dialect counts the job in its INSERT, one statement (then, for a
+        # duplicate, a look-up): atomic without a transaction.
+        with self.db.write(single=True) as cur:
             if job.unique_slot is not None:
                 return self._enqueue_unique(cur, job)
             job_id = self.dialect.insert_one(cur, job)
-            count_new(cur, self.dialect, (job.state,))
+            self._count_one(cur, job)
             return job_id
 
     def enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
@@ -81,7 +83,7 @@ class Store:
         same transaction's commit."""
         if len(batch) == 1 and batch[0].unique_slot is None:
             job_id = self.dialect.insert_one(cur, batch[0])
-            count_new(cur, self.dialect, (batch[0].state,))
+            self._count_one(cur, batch[0])
             return [job_id]
         plain_jobs = [job for job in batch if job.unique_slot is None]
         plain = iter(self.dialect.insert_many(cur, plain_jobs))
@@ -98,8 +100,7 @@ class Store:
         for _ in range(5):
             new = self.dialect.insert_unique(cur, job)
             if new is not None:
-                count_new(cur, self.dialect, (job.state,))
-                self.dialect.notify(cur, {job.queue})
+                self._count_one(cur, job)
                 return new
             count_ignored(cur, self.dialect)
             cur.execute(self._holder, (job.unique_slot,))
@@ -108,6 +109,10 @@ class Store:
                 return int(row[0])
             # The holder was claimed between our insert and our look-up: try again.
         raise RuntimeError(f"could not insert unique job {job.name!r} after 5 tries")
+
+    def _count_one(self, cur: Cursor, job: NewJob) -> None:
+        if not self.dialect.counts_inserts:
+            count_new(cur, self.dialect, (job.state,))
 
     # -- the runner's cycle ---------------------------------------------------------------------
 

@@ -122,7 +122,8 @@ class Slots:
                     (description, job_id),
                 )
                 ids.append(job_id)
-            count_new(cur, self.dialect, [job.state for job, _ in plan.jobs])
+            if not self.dialect.counts_inserts:  # else insert_one counted each
+                count_new(cur, self.dialect, [job.state for job, _ in plan.jobs])
             if not ids:
                 return SlotRow(plan.slot, now, plan.outcome, row.job_id), ids
             cur.execute(

@@ -79,6 +79,10 @@ class Dialect(SchemaStatements, ABC):
     inserted: ClassVar[str | None] = None
     """An SQL expression for how many jobs were ever inserted, where the database keeps that
     itself at no cost (then an insert of a waiting job need not be counted); None if not."""
+    counts_inserts: ClassVar[bool] = False
+    """Whether :meth:`insert_one` and :meth:`insert_unique` add the job they insert to the
+    kept counts in their own statement (then a dispatch is one statement); when not, the store
+    counts it with a statement of its own."""
     pre_ping: ClassVar[bool] = True
     """Whether the pool tests each connection with a round trip before handing it out; a
     dialect that tells a dead connection by other means (:meth:`stale`) turns it off."""
@@ -138,6 +142,15 @@ class Dialect(SchemaStatements, ABC):
         except BaseException:
             raw.close()
             raise
+
+    def begin_single(self) -> tuple[Any, Cursor]:
+        """:meth:`begin` for work whose every write is one statement, atomic by itself (a
+        dispatch: its INSERT, then at most reads), to :meth:`end` as usual.
+
+        By default a write transaction; a dialect whose driver can run it in autocommit saves
+        the round trips of BEGIN and COMMIT there.
+        """
+        return self.begin(write=True)
 
     def setup_session(self, raw: Any) -> None:
         """Prepare a new pooled connection for reqrunner's transactions (nothing by default)."""
@@ -227,7 +240,8 @@ class Dialect(SchemaStatements, ABC):
 
     def insert_unique(self, cur: Cursor, job: NewJob) -> int | None:
         """Insert a job with a unique slot; its id, or None when an unclaimed job holds the
-        slot. The conflict target names the partial unique index by its predicate."""
+        slot; listeners are woken when an inserted job commits. The conflict target names the
+        partial unique index by its predicate."""
         cur.execute(
             self.q(
                 f"{INSERT}{VALUES_ROW} ON CONFLICT (unique_slot) WHERE unique_slot IS NOT NULL "
@@ -236,7 +250,10 @@ class Dialect(SchemaStatements, ABC):
             job,
         )
         row = cur.fetchone()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        self.notify(cur, {job.queue})
+        return int(row[0])
 
     def notify(self, cur: Cursor, queues: set[str]) -> None:
         """Wake listening workers for ``queues`` when this transaction commits (where the
