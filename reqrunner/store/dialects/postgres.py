@@ -90,8 +90,11 @@ class PostgresDialect(Dialect):
             f"WHERE unique_slot IS NOT NULL DO NOTHING {notified}"
         )
         # COPY returns no ids: they are drawn from the column's sequence first, in one query.
+        # The sequence is looked up once (MATERIALIZED): called per row, the look-up took ten
+        # times as long as the nextval() calls.
         self._next_ids = (
-            f"SELECT nextval(pg_get_serial_sequence('{JOBS}', 'id')) FROM generate_series(1, %s)"
+            f"WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence('{JOBS}', 'id')::regclass "
+            "AS seq) SELECT nextval(s.seq) FROM s, generate_series(1, %s)"
         )
         self._copy = f"COPY {JOBS} (id, {', '.join(NewJob._fields)}) FROM STDIN (FORMAT BINARY)"
 
