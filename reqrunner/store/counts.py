@@ -28,7 +28,7 @@ __all__ = [
     "totals",
 ]
 
-#: The states counted, in the order :data:`TOTALS` answers them.
+#: The states counted, in the order :func:`totals` answers them.
 COUNTED = ("waiting", "reserved", "failed", "done")
 
 
