@@ -8,9 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, ParamSpec, TypeVar, overload
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from . import periodic as _periodic
 from . import triggers
@@ -19,13 +17,17 @@ from .management import QueueManagement, job_id_of
 from .models import Limits, RunReport
 from .resolving import Resolving
 from .runner import JobFunction, Runner
-from .store.database import Database, resolve_engine
+from .store.database import Database
 from .store.manage import Manager
 from .store.meta import Meta
 from .store.operations import NewJob, Store
 from .store.retention import Retention, age_seconds
 from .store.schedules import Slots
+from .store.target import Target, resolve
 from .store.transactional import InTransaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 __all__ = ["JobQueue"]
 
@@ -41,8 +43,8 @@ class JobQueue(QueueManagement):
 
     ``JobQueue()`` keeps its jobs in the SQLite file ``./reqrunner.sqlite3`` (or the database
     named by ``REQRUNNER_DATABASE_URL``); ``JobQueue(url)`` takes any SQLAlchemy URL of SQLite,
-    PostgreSQL or MySQL/MariaDB, or an ``Engine``. Nothing connects until the queue is first
-    used, and the tables are created then.
+    PostgreSQL or MySQL/MariaDB, or an ``Engine`` (or another queue's ``target``). Nothing
+    connects until the queue is first used, and the tables are created then.
 
     ``keep_done=True`` keeps finished jobs (state ``done``) until :meth:`prune` removes them;
     by default a finished job is deleted. ``result_ttl`` (seconds or a timedelta) keeps what
@@ -58,7 +60,7 @@ class JobQueue(QueueManagement):
 
     def __init__(
         self,
-        url_or_engine: str | Engine | None = None,
+        url_or_engine: str | Engine | Target | None = None,
         *,
         keep_done: bool = False,
         result_ttl: float | timedelta | None = None,
@@ -72,9 +74,8 @@ class JobQueue(QueueManagement):
             age_seconds(prune_failed_after, "prune_failed_after"),
             age_seconds(prune_done_after, "prune_done_after"),
         )
-        self.engine = resolve_engine(url_or_engine)
         self._busy_timeout = busy_timeout
-        self._db = Database(self.engine, busy_timeout=busy_timeout)
+        self._db = Database(resolve(url_or_engine), busy_timeout=busy_timeout)
         self.dialect = self._db.dialect
         """The database's dialect: what differs per database (``name``, ``listens``, …)."""
         self.store = Store(self._db, keep_done=keep_done)
@@ -94,11 +95,22 @@ class JobQueue(QueueManagement):
         return f"<reqrunner.JobQueue {self.url}>"
 
     @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine of the job database: the one given, or one made for the URL
+        (for SQLite only now, on first use: reqrunner's own SQLite work needs none)."""
+        return self._db.engine
+
+    @property
+    def target(self) -> Target:
+        """Which job database this queue uses, without building an engine for it."""
+        return self._db.target
+
+    @property
     def keep_done(self) -> bool:
         """Whether finished jobs are kept (state ``done``) until pruned, or deleted at once."""
         return self.store.keep_done
 
-    def with_database(self, url_or_engine: str | Engine) -> JobQueue:
+    def with_database(self, url_or_engine: str | Engine | Target) -> JobQueue:
         """A queue on another database with the same jobs registered and the same options
         (what the CLI's ``--db`` uses to point an app's jobs at another store)."""
         other = JobQueue(

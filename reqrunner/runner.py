@@ -9,7 +9,6 @@ but not started when the run stops is released at once.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import inspect
@@ -20,7 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import memory
 from .context import JobContext
@@ -29,6 +28,9 @@ from .heartbeat import Heartbeat
 from .models import Limits, RunReport, StopReason
 from .store.operations import Ack, Claimed, Store, history_with
 from .store.records import storable
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["JobFunction", "Runner", "backoff_delay"]
 
@@ -368,6 +370,9 @@ class Runner:
         )
 
     def _run_async(self, coro: Any) -> Any:
+        # Imported here: a process whose jobs are all plain functions never loads asyncio.
+        import asyncio  # noqa: PLC0415
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:

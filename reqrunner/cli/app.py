@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..queue import JobQueue
-from ..store.database import resolve_engine
+from ..store.target import resolve
 from .django_app import django_queue, is_settings_module
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "import_object", "load_queue"]
@@ -112,7 +112,7 @@ def load_queue(app: str | None, db: str | None, *, need_jobs: bool) -> JobQueue:
     if db:
         # Checked before the app is imported: a bad URL is the URL's fault, not the app's.
         try:
-            wanted = resolve_engine(db)
+            wanted = resolve(db)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"--db {db!r}: {exc}") from None
         # An app that builds JobQueue() without a URL then opens --db directly and never
@@ -120,7 +120,7 @@ def load_queue(app: str | None, db: str | None, *, need_jobs: bool) -> JobQueue:
         os.environ["REQRUNNER_DATABASE_URL"] = db
     queue = _import_app(spec)
     if wanted is not None:
-        if wanted.url == queue.engine.url:
+        if wanted.same_as(queue.target):
             wanted.dispose()
         else:
             queue = queue.with_database(wanted)

@@ -1,6 +1,8 @@
 """The job store: the database, one dialect class per database, the schema and the operations.
 
-- ``database.py``: the engine, short transactions, the schema created once per process;
+- ``target.py``: which database a URL names, and its engine, made on first use for SQLite;
+- ``database.py``: short transactions, the schema checked once per process (``layout.py``) and
+  created where something is missing (``creation.py``);
 - ``dialects/``: one class per database, owning every statement and behaviour that differs;
 - ``schema.py``: the tables; ``records.py``: what the store takes and returns;
 - ``operations.py``: the :class:`~reqrunner.store.operations.Store` a queue, a runner and a

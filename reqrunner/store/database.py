@@ -1,85 +1,44 @@
 """Connections to the job database: which engine, which dialect, which transaction.
 
 How a transaction begins and ends, and how a new connection is set up, is the dialect's
-(``dialects/``); this module resolves the engine, creates the schema once per process and turns
-driver errors into :class:`~reqrunner.errors.StoreError`.
+(``dialects/``); which database a URL names is ``target.py``'s. This module makes sure of the
+schema once per process and turns driver errors into :class:`~reqrunner.errors.StoreError`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import random
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.schema import CreateColumn
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import StoreError
-from .counts import STATES, recount
-from .dialects import JOBS, Cursor, Dialect, for_dialect, for_engine
-from .schema import SCHEMA_VERSION, metadata
+from .dialects import Cursor, Dialect, for_target
+from .layout import is_current
+from .target import DEFAULT_SQLITE_FILE, Target, resolve
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 __all__ = ["DEFAULT_SQLITE_FILE", "Cursor", "Database", "resolve_engine"]
 
-log = logging.getLogger("reqrunner.store")
-
 T = TypeVar("T")
-
-DEFAULT_SQLITE_FILE = "reqrunner.sqlite3"
 
 
 def resolve_engine(url_or_engine: str | Engine | None) -> Engine:
-    """Make the engine for ``JobQueue(url_or_engine)``.
-
-    ``None`` means ``REQRUNNER_DATABASE_URL``, else the SQLite file ``./reqrunner.sqlite3``.
-    A URL naming no driver gets the one reqrunner is tested with: psycopg 3 for PostgreSQL,
-    PyMySQL for MySQL and MariaDB.
-    """
-    if isinstance(url_or_engine, Engine):
-        return url_or_engine
-    if url_or_engine is None:
-        url_or_engine = os.environ.get("REQRUNNER_DATABASE_URL") or (
-            "sqlite:///" + str(Path(DEFAULT_SQLITE_FILE).resolve())
-        )
-    if not isinstance(url_or_engine, str):
-        raise TypeError(
-            "JobQueue() takes a database URL string or a SQLAlchemy Engine, "
-            f"not {type(url_or_engine).__name__}"
-        )
-    try:
-        url = make_url(url_or_engine)
-    except sa.exc.ArgumentError as exc:
-        raise ValueError(
-            f"{url_or_engine!r} is not a database URL; write e.g. sqlite:///jobs.sqlite3, "
-            "postgresql://user@host/db or mysql://user@host/db"
-        ) from exc
-    # The dialect refuses what it cannot serve and names the driver where the URL names none.
-    dialect = for_dialect(url.get_backend_name())
-    url = dialect.resolve_url(url)
-    try:
-        return sa.create_engine(url, pool_pre_ping=dialect.pre_ping)
-    except ModuleNotFoundError as exc:
-        if dialect.extra is None:
-            raise
-        raise ModuleNotFoundError(
-            f"the {url.get_backend_name()} driver {exc.name or url.get_driver_name()!r} is not "
-            f"installed: pip install 'reqrunner[{dialect.extra}]'",
-            name=exc.name,
-        ) from exc
+    """The engine for ``JobQueue(url_or_engine)`` (see :func:`~reqrunner.store.target.resolve`,
+    which gives the database without building a SQLite engine)."""
+    return resolve(url_or_engine).engine
 
 
 class Database:
     """One job database: the engine, its dialect and short transactions."""
 
-    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
-        self.engine = engine
-        self.dialect: Dialect = for_engine(engine, busy_timeout=busy_timeout)
+    def __init__(self, engine: Engine | Target, *, busy_timeout: float = 5.0) -> None:
+        self.target = engine if isinstance(engine, Target) else Target.of_engine(engine)
+        """Which database; its engine is made on first use where none was given."""
+        self.dialect: Dialect = for_target(self.target, busy_timeout=busy_timeout)
         self.driver_errors = self.dialect.driver_errors
         self._schema_ready = False
         self._schema_in_caller = False
@@ -135,8 +94,13 @@ class Database:
         return StoreError(f"job database {self.safe_url}: {exc}")
 
     @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (a SQLite one is built on first use)."""
+        return self.target.engine
+
+    @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return self.target.safe_url
 
     def close(self) -> None:
         """Close this thread's connection (SQLite) and the engine's pool."""
@@ -151,11 +115,15 @@ class Database:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            with (
-                Transaction(self, write=True, schema=False) as cur,
-                self.dialect.schema_lock(cur),
-            ):
-                self._create_missing(cur)
+            # Nearly every open finds the schema complete: one read, no lock, no SQLAlchemy.
+            with Transaction(self, write=False, schema=False) as cur:
+                current = is_current(self.dialect, cur)
+            if not current:
+                with (
+                    Transaction(self, write=True, schema=False) as cur,
+                    self.dialect.schema_lock(cur),
+                ):
+                    self._create_missing(cur)
             self._schema_ready = True
 
     def ensure_schema_for(self, raw: Any, cur: Cursor) -> None:
@@ -166,7 +134,9 @@ class Database:
         if it commits (SQLite's DDL is transactional)."""
         if self._schema_ready:
             return
-        if self._schema_present(cur):
+        # Read through the caller's cursor: a connection of reqrunner's own might have to wait
+        # for the caller's lock (SQLite switching a new file to WAL).
+        if is_current(self.dialect, cur):
             # Tables created in a caller's transaction may yet be rolled back: only a look of
             # reqrunner's own (ensure_schema) trusts them.
             self._schema_ready = not self._schema_in_caller
@@ -177,67 +147,11 @@ class Database:
         else:
             self.ensure_schema()
 
-    def _schema_present(self, cur: Cursor) -> bool:
-        # Read through the caller's cursor: a connection of reqrunner's own might have to wait
-        # for the caller's lock (SQLite switching a new file to WAL).
-        missing = {table.name for table in metadata.sorted_tables}
-        missing -= self.dialect.existing_tables(cur)
-        if missing:
-            return False
-        cur.execute(
-            self.dialect.q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",)
-        )
-        row = cur.fetchone()
-        return row is not None and int(row[0]) <= SCHEMA_VERSION
-
-    def _add_missing_columns(self, cur: Cursor, table: sa.Table) -> None:
-        # A column a newer reqrunner added (always a NULL-able one) is added to a table an
-        # older one made; ``ADD COLUMN`` is written alike on every supported database.
-        cur.execute(f"SELECT * FROM {table.name} WHERE 1 = 0")
-        present = {str(column[0]).lower() for column in cur.description or ()}
-        for column in table.columns:
-            if column.name not in present:
-                ddl = CreateColumn(column).compile(dialect=self.engine.dialect)
-                cur.execute(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
-                log.info("added column %s.%s in %s", table.name, column.name, self.safe_url)
-
     def _create_missing(self, cur: Cursor) -> None:
-        # Indexes are created when missing too, not only with their table: a database made by
-        # an older reqrunner gets the indexes a newer one adds the first time it opens it.
-        dialect = self.dialect
-        existing = dialect.existing_tables(cur)
-        indexes = dialect.existing_indexes(cur)
-        for table in metadata.sorted_tables:
-            if table.name not in existing:
-                cur.execute(dialect.create_table(table))
-                log.info("created table %s in %s", table.name, self.safe_url)
-            else:
-                self._add_missing_columns(cur, table)
-            for index in table.indexes:
-                if index.name not in indexes:
-                    cur.execute(dialect.create_index(index))
-                    if table.name in existing:
-                        log.info("created index %s in %s", index.name, self.safe_url)
-        if STATES not in existing and JOBS in existing:
-            # Jobs stored before their states were counted: count them once, now, under the
-            # schema lock (every later move is counted as it happens).
-            log.info("counted the jobs per state in %s: %s", self.safe_url, recount(cur, dialect))
-        q = self.dialect.q
-        cur.execute(q("SELECT value FROM reqrunner_meta WHERE name = ?"), ("schema_version",))
-        row = cur.fetchone()
-        if row is None:
-            # Ignoring a duplicate: a process that created the tables just before us may not
-            # have committed its row yet when its lock was released (MySQL's lock belongs to
-            # the session, and is let go before the commit).
-            cur.execute(
-                self.dialect.insert_ignore("reqrunner_meta", "name, value"),
-                ("schema_version", str(SCHEMA_VERSION)),
-            )
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise StoreError(
-                f"the job database has schema version {row[0]}, newer than this reqrunner "
-                f"understands ({SCHEMA_VERSION}); upgrade reqrunner"
-            )
+        # Only here is the schema's SQLAlchemy description needed, and SQLAlchemy with it.
+        from .creation import create_missing  # noqa: PLC0415
+
+        create_missing(self, cur)
 
 
 class Transaction:

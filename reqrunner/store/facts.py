@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from .database import Database
-from .schema import SCHEMA_VERSION
+from .layout import SCHEMA_VERSION
 
 __all__ = ["StorageFacts", "storage_facts"]
 

@@ -2,6 +2,9 @@
 
 Times are stored as seconds since the epoch in double-precision columns: the same type and the
 same comparisons on SQLite, PostgreSQL and MySQL/MariaDB, and no time-zone surprises.
+``layout.py`` names the same tables, columns and indexes without SQLAlchemy (and holds the
+schema version), for the check made each time a process opens the database: a table, column or
+index added here is added there too.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+
+from .layout import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -22,8 +27,6 @@ __all__ = [
     "results",
     "states",
 ]
-
-SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()
 

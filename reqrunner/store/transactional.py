@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from .database import Database
 from .operations import NewJob, Store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 __all__ = ["InTransaction"]
 
@@ -92,7 +93,9 @@ class InTransaction:
 
 
 def _connection_of(connection: object) -> Connection:
-    # Imported here: a queue that never dispatches this way never loads the ORM.
+    # Imported here: a queue that never dispatches this way never loads SQLAlchemy (SQLite)
+    # or its ORM.
+    from sqlalchemy.engine import Connection  # noqa: PLC0415
     from sqlalchemy.orm import Session  # noqa: PLC0415
 
     if isinstance(connection, Session):

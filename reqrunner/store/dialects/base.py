@@ -2,7 +2,8 @@
 
 The statements a runner executes thousands of times a second go to the driver directly, because
 SQLAlchemy Core's per-call cost is several times the cost of the statement itself on SQLite;
-SQLAlchemy still resolves the dialect, pools server connections and creates the schema.
+SQLAlchemy still pools server connections and creates the schema (SQLite, which opens its own
+connections, loads it only for that).
 
 How to add a database
 ---------------------
@@ -21,10 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar
-
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..records import Claimed, NewJob
 from .ddl import SchemaStatements
@@ -43,6 +41,11 @@ from .shared import (
     in_order,
     marks,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+    from ..target import Target
 
 __all__ = ["Dialect"]
 
@@ -87,21 +90,37 @@ class Dialect(SchemaStatements, ABC):
     """Whether the pool tests each connection with a round trip before handing it out; a
     dialect that tells a dead connection by other means (:meth:`stale`) turns it off."""
 
-    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
-        self.engine = engine
+    def __init__(self, target: Target, *, busy_timeout: float = 5.0) -> None:
+        self.target = target
+        """The job database this dialect serves."""
         self.busy_timeout = busy_timeout
         """How long (seconds) a write waits for another writer's lock, where reqrunner sets it."""
-        dbapi = engine.dialect.dbapi
-        self.driver_errors: tuple[type[BaseException], ...] = (
-            (dbapi.Error,) if dbapi is not None else ()
-        ) + (sa.exc.DBAPIError,)
-        """What a failing statement can raise: the driver's errors and SQLAlchemy's wrapper."""
-        self.integrity_errors: tuple[type[BaseException], ...] = (
-            (dbapi.IntegrityError,) if dbapi is not None else ()
-        ) + (sa.exc.IntegrityError,)
+        self.driver_errors: tuple[type[BaseException], ...]
+        """What a failing statement can raise."""
+        self.integrity_errors: tuple[type[BaseException], ...]
+        self.driver_errors, self.integrity_errors = self.error_classes()
         self._claims: dict[int, str] = {}
         self.add_count = self.add_to(STATES, ("state", "shard"))
         """Add to the kept count of a state. Parameters: state, shard, n."""
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine of the job database (built now where it was not yet)."""
+        return self.target.engine
+
+    def error_classes(
+        self,
+    ) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+        """The errors a failing statement can raise, and those of them that are integrity
+        errors: by default the engine's driver's, and SQLAlchemy's wrappers of them."""
+        import sqlalchemy as sa  # noqa: PLC0415 (loaded already: the engine exists)
+
+        dbapi = self.engine.dialect.dbapi
+        errors = ((dbapi.Error,) if dbapi is not None else ()) + (sa.exc.DBAPIError,)
+        integrity = ((dbapi.IntegrityError,) if dbapi is not None else ()) + (
+            sa.exc.IntegrityError,
+        )
+        return errors, integrity
 
     @classmethod
     def resolve_url(cls, url: URL) -> URL:
@@ -110,7 +129,7 @@ class Dialect(SchemaStatements, ABC):
         return url
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.engine.url.render_as_string(hide_password=True)}>"
+        return f"<{type(self).__name__} {self.target.safe_url}>"
 
     def use_index(self, index: str) -> str:
         """What follows a table's name to make a query read it through ``index`` (nothing by
@@ -187,7 +206,7 @@ class Dialect(SchemaStatements, ABC):
 
     def close(self) -> None:
         """Close the connections this dialect opened (on this thread) and the engine's pool."""
-        self.engine.dispose()
+        self.target.dispose()
 
     def explain(self, exc: BaseException) -> str | None:
         """What a driver error most likely means, in words that say what to do, where the

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL
 
 from ...errors import StoreError
 from ..records import Claimed, NewJob
@@ -32,6 +32,9 @@ from .shared import (
     in_order,
     marks,
 )
+
+if TYPE_CHECKING:
+    from ..target import Target
 
 __all__ = ["MySQLDialect"]
 
@@ -65,8 +68,8 @@ class MySQLDialect(Dialect):
             return url.set(drivername=f"{url.drivername}+pymysql")
         return url
 
-    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
-        super().__init__(engine, busy_timeout=busy_timeout)
+    def __init__(self, target: Target, *, busy_timeout: float = 5.0) -> None:
+        super().__init__(target, busy_timeout=busy_timeout)
         self._insert_one = self.insert_sql(1, returning=False)
         self._due = self.q(f"SELECT {DUE_GUARD}")
 

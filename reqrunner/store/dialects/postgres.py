@@ -13,10 +13,10 @@ import random
 import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL
 
 from ..records import Claimed, NewJob
 from .base import Dialect
@@ -34,6 +34,9 @@ from .shared import (
     driver_error,
     due_where,
 )
+
+if TYPE_CHECKING:
+    from ..target import Target
 
 __all__ = ["PostgresDialect", "PostgresListener"]
 
@@ -74,8 +77,8 @@ class PostgresDialect(Dialect):
             return url.set(drivername="postgresql+psycopg")
         return url
 
-    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
-        super().__init__(engine, busy_timeout=busy_timeout)
+    def __init__(self, target: Target, *, busy_timeout: float = 5.0) -> None:
+        super().__init__(target, busy_timeout=busy_timeout)
         # The job's count and the NOTIFY ride on the INSERT: one statement, so it needs no
         # transaction around it; a unique job that finds its slot taken inserts no row, and so
         # counts nothing and notifies no one. Parameters: the job's, then the count's shard.

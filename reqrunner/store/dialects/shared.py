@@ -5,11 +5,10 @@ their statements from these; nothing here differs between databases.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, Protocol
-
-import sqlalchemy as sa
 
 from ..records import Claimed, NewJob
 
@@ -146,4 +145,6 @@ def in_order(jobs: Sequence[Claimed], ids: Sequence[int]) -> list[Claimed]:
 
 def driver_error(exc: BaseException | None) -> BaseException | None:
     """The driver's own exception behind a SQLAlchemy wrapper."""
-    return exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    # Where SQLAlchemy is not loaded (a SQLite queue) no exception can be one of its wrappers.
+    errors = sys.modules.get("sqlalchemy.exc")
+    return exc.orig if errors is not None and isinstance(exc, errors.DBAPIError) else exc

@@ -17,10 +17,7 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
+from typing import TYPE_CHECKING, Any
 
 from ..records import Claimed, NewJob
 from .base import Dialect
@@ -37,7 +34,13 @@ from .shared import (
     due_where,
 )
 
-__all__ = ["JOURNAL_SIZE_LIMIT", "SqliteDialect"]
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import URL
+
+    from ..target import Target
+
+__all__ = ["JOURNAL_SIZE_LIMIT", "SqliteDialect", "file_path"]
 
 #: Bytes the WAL file is cut back to when it is reset after a checkpoint.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -61,22 +64,27 @@ class SqliteDialect(Dialect):
     # that took it: ids have no gaps, so it is the number of jobs ever inserted.
     inserted = f"(SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = '{JOBS}')"
 
-    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
-        super().__init__(engine, busy_timeout=busy_timeout)
-        self.driver_errors += (sqlite3.Error,)
+    def __init__(self, target: Target, *, busy_timeout: float = 5.0) -> None:
+        super().__init__(target, busy_timeout=busy_timeout)
+        if target.database is None:
+            raise ValueError(_IN_MEMORY)
+        self.path = target.database
+        """The database file (as the URL or the engine names it)."""
         self._local = threading.local()
         self._schema_lost = False
         self._insert_one = self.insert_sql(1, returning=True)
 
+    def error_classes(
+        self,
+    ) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+        # reqrunner's own connections are the standard library's, whatever engine was given.
+        return (sqlite3.Error,), (sqlite3.IntegrityError,)
+
     @classmethod
     def resolve_url(cls, url: URL) -> URL:
-        if url.database in (None, "", ":memory:") or "mode=memory" in str(url):
-            raise ValueError(
-                "reqrunner needs a SQLite *file* that every thread and process of the site "
-                "shares; an in-memory database cannot be; use e.g. sqlite:///reqrunner.sqlite3"
-            )
-        # Absolute, so that a process started in another directory finds the same file.
-        return url.set(database=str(Path(url.database).resolve()))
+        if "mode=memory" in str(url):
+            raise ValueError(_IN_MEMORY)
+        return url.set(database=file_path(url.database))
 
     def use_index(self, index: str) -> str:
         # Without ANALYZE statistics SQLite may prefer a narrower range and a sort, which on a
@@ -88,8 +96,7 @@ class SqliteDialect(Dialect):
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened and set up on first use."""
         local = self._local
-        path = self.engine.url.database
-        assert path is not None
+        path = self.path
         con: sqlite3.Connection | None = getattr(local, "con", None)
         if con is not None and local.pid == os.getpid():
             if _identity(path) == local.identity:
@@ -126,8 +133,8 @@ class SqliteDialect(Dialect):
         return con
 
     def explain(self, exc: BaseException) -> str | None:
-        path = self.engine.url.database
-        if path is None or not isinstance(driver_error(exc), sqlite3.OperationalError):
+        path = self.path
+        if not isinstance(driver_error(exc), sqlite3.OperationalError):
             return None
         folder = os.path.dirname(path) or "."
         if not os.access(folder, os.W_OK):
@@ -141,8 +148,7 @@ class SqliteDialect(Dialect):
         return None
 
     def store_exists(self) -> bool:
-        path = self.engine.url.database
-        return path is not None and os.path.exists(path)
+        return os.path.exists(self.path)
 
     def schema_lost(self) -> bool:
         lost, self._schema_lost = self._schema_lost, False
@@ -163,7 +169,7 @@ class SqliteDialect(Dialect):
                 time.sleep(0.005)
 
     def local_file(self) -> str | None:
-        return self.engine.url.database
+        return self.path
 
     def journal_mode(self, cur: Cursor) -> str | None:
         cur.execute("PRAGMA journal_mode")
@@ -194,6 +200,13 @@ class SqliteDialect(Dialect):
             con.close()
             self._local.con = None
         super().close()
+
+    def is_disconnect(self, exc: BaseException | None) -> bool:
+        # What SQLAlchemy's SQLite dialect calls a disconnect: the connection was closed.
+        error = driver_error(exc)
+        return isinstance(error, sqlite3.ProgrammingError) and (
+            "Cannot operate on a closed database." in str(error)
+        )
 
     def is_deadlock(self, exc: BaseException | None) -> bool:
         # Writers queue for the one write lock (the busy timeout); they never deadlock.
@@ -229,9 +242,7 @@ class SqliteDialect(Dialect):
     def own_identity(self) -> tuple[object, ...]:
         # From the file itself: opening a connection of reqrunner's own could wait for the
         # write lock of the app asking (switching a new file to WAL needs it).
-        path = self.engine.url.database
-        assert path is not None
-        return _file_identity(path)
+        return _file_identity(self.path)
 
     def existing_indexes(self, cur: Cursor) -> set[str]:
         cur.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
@@ -280,6 +291,20 @@ class SqliteDialect(Dialect):
             )
         cur.execute(sql, (token, now, now, now, *queues, now, limit))
         return claimed(cur, cur.fetchall(), token)
+
+
+_IN_MEMORY = (
+    "reqrunner needs a SQLite *file* that every thread and process of the site shares; an "
+    "in-memory database cannot be; use e.g. sqlite:///reqrunner.sqlite3"
+)
+
+
+def file_path(database: str | None) -> str:
+    """The absolute path of the file a SQLite URL's database names, so that a process started
+    in another directory finds the same file; a ValueError for an in-memory database."""
+    if database is None or database in ("", ":memory:"):
+        raise ValueError(_IN_MEMORY)
+    return str(Path(database).resolve())
 
 
 def _file_identity(path: str) -> tuple[object, ...]:

@@ -1,0 +1,169 @@
+"""Which job database a queue was given, and its SQLAlchemy engine, made when first needed.
+
+A SQLite queue works from the file's path alone (its dialect opens its own ``sqlite3``
+connections), and importing SQLAlchemy is most of a fresh interpreter's start: every CGI hit and
+every spawned worker pays it. So the SQLite URLs sites are given are read here without it, and
+the engine is built only when something asks for it (``queue.engine``, creating the tables).
+Every other URL, and any SQLite URL with more in it (a query, another driver, a host), is read
+by SQLAlchemy and gets its engine at once, as the server databases need its pool.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
+
+from .dialects import Dialect, for_dialect
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+__all__ = ["DEFAULT_SQLITE_FILE", "Target", "resolve"]
+
+DEFAULT_SQLITE_FILE = "reqrunner.sqlite3"
+
+# What SQLAlchemy's own parser makes of these is a driver name and an unquoted database path,
+# nothing else (the tests compare the two readings).
+_PLAIN_SQLITE = re.compile(r"(sqlite(?:\+pysqlite)?)://(?:/([^?]*))?", re.DOTALL)
+
+
+class Target:
+    """A job database: its SQLAlchemy backend name, its database (a SQLite file's path), its
+    URL, and its engine, given or made on first use."""
+
+    __slots__ = ("_engine", "_make", "_url", "backend", "database", "safe_url")
+
+    def __init__(
+        self,
+        backend: str,
+        database: str | None,
+        url: str,
+        safe_url: str,
+        *,
+        engine: Engine | None = None,
+        make: Callable[[], Engine] | None = None,
+    ) -> None:
+        self.backend = backend
+        """The SQLAlchemy backend name (``sqlite``, ``postgresql``, ``mysql``, ``mariadb``)."""
+        self.database = database
+        """The URL's database: for SQLite the file."""
+        self.safe_url = safe_url
+        """The URL with any password hidden."""
+        self._url = url
+        self._engine = engine
+        self._make = make
+
+    @classmethod
+    def of_engine(cls, engine: Engine) -> Target:
+        """The database an engine reaches."""
+        url = engine.url
+        return cls(
+            engine.dialect.name,
+            url.database,
+            url.render_as_string(hide_password=False),
+            url.render_as_string(hide_password=True),
+            engine=engine,
+        )
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, built now if it was not yet."""
+        if self._engine is None:
+            assert self._make is not None
+            self._engine = self._make()
+        return self._engine
+
+    @property
+    def has_engine(self) -> bool:
+        """Whether the engine exists yet (asking :attr:`engine` would not build one)."""
+        return self._engine is not None
+
+    def same_as(self, other: Target) -> bool:
+        """Whether ``other`` names this database by the same URL (password included)."""
+        return self._url == other._url
+
+    def dispose(self) -> None:
+        """Close the engine's pooled connections, if it has an engine."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"<Target {self.safe_url}>"
+
+
+def resolve(url_or_engine: str | Engine | Target | None) -> Target:
+    """The database for ``JobQueue(url_or_engine)``.
+
+    ``None`` means ``REQRUNNER_DATABASE_URL``, else the SQLite file ``./reqrunner.sqlite3``.
+    A URL naming no driver gets the one reqrunner is tested with: psycopg 3 for PostgreSQL,
+    PyMySQL for MySQL and MariaDB.
+    """
+    if isinstance(url_or_engine, Target):
+        return url_or_engine
+    if url_or_engine is None:
+        url_or_engine = os.environ.get("REQRUNNER_DATABASE_URL") or (
+            "sqlite:///" + str(Path(DEFAULT_SQLITE_FILE).resolve())
+        )
+    if isinstance(url_or_engine, str):
+        return _sqlite_file(url_or_engine) or Target.of_engine(_engine_for(url_or_engine))
+    from sqlalchemy.engine import Engine  # noqa: PLC0415 (one was given: it is loaded)
+
+    if isinstance(url_or_engine, Engine):
+        return Target.of_engine(url_or_engine)
+    raise TypeError(
+        "JobQueue() takes a database URL string or a SQLAlchemy Engine, "
+        f"not {type(url_or_engine).__name__}"
+    )
+
+
+def _sqlite_file(text: str) -> Target | None:
+    """A plain SQLite URL read without SQLAlchemy; None for any other."""
+    found = _PLAIN_SQLITE.fullmatch(text)
+    if found is None:
+        return None
+    from .dialects.sqlite import file_path  # noqa: PLC0415 (only SQLite's dialect is loaded)
+
+    drivername, database = found[1], found[2]
+    path = file_path(None if database is None else unquote(database))
+    url = f"{drivername}:///{quote(path, safe=' +/')}"
+
+    def make() -> Engine:
+        from sqlalchemy.engine import URL  # noqa: PLC0415
+
+        return _create_engine(URL.create(drivername, database=path), for_dialect("sqlite"))
+
+    return Target("sqlite", path, url, url, make=make)
+
+
+def _engine_for(text: str) -> Engine:
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    try:
+        url = sa.engine.make_url(text)
+    except sa.exc.ArgumentError as exc:
+        raise ValueError(
+            f"{text!r} is not a database URL; write e.g. sqlite:///jobs.sqlite3, "
+            "postgresql://user@host/db or mysql://user@host/db"
+        ) from exc
+    # The dialect refuses what it cannot serve and names the driver where the URL names none.
+    dialect = for_dialect(url.get_backend_name())
+    return _create_engine(dialect.resolve_url(url), dialect)
+
+
+def _create_engine(url: URL, dialect: type[Dialect]) -> Engine:
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    try:
+        return sa.create_engine(url, pool_pre_ping=dialect.pre_ping)
+    except ModuleNotFoundError as exc:
+        if dialect.extra is None:
+            raise
+        raise ModuleNotFoundError(
+            f"the {url.get_backend_name()} driver {exc.name or url.get_driver_name()!r} is not "
+            f"installed: pip install 'reqrunner[{dialect.extra}]'",
+            name=exc.name,
+        ) from exc
