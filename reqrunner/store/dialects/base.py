@@ -9,8 +9,9 @@ How to add a database
 ---------------------
 Write one class: a subclass of :class:`Dialect` in a module of its own here, with its class
 attributes (``name``, ``backends``, ``placeholder``) and the abstract methods, overriding a
-default only where the database differs from it. List the class in ``DIALECTS``
-(``dialects/__init__.py``). Then run the shared suite on it: every store, runner, CLI and admin
+default only where the database differs from it. Name its module and its backends in
+``dialects/__init__.py`` (``_MODULES``, ``_BY_BACKEND``: only the dialect in use is imported).
+Then run the shared suite on it: every store, runner, CLI and admin
 test takes the ``db_url`` fixture of ``tests/conftest.py``, so adding the database's URL there
 runs all of them against it, and ``tests/store/test_dialects.py`` checks the contract itself
 (atomic claims, ids in order, deadlock detection, session setup). Nothing outside the dialect
