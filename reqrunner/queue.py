@@ -96,8 +96,8 @@ class JobQueue(QueueManagement):
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine of the job database: the one given, or one made for the URL
-        (for SQLite only now, on first use: reqrunner's own SQLite work needs none)."""
+        """The SQLAlchemy engine of the job database: the one given, else one made for the URL
+        (on SQLite when first asked for: reqrunner's own work there needs none)."""
         return self._db.engine
 
     @property

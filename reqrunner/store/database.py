@@ -43,6 +43,10 @@ class Database:
         self._schema_ready = False
         self._schema_in_caller = False
         self._schema_lock = threading.Lock()
+        if not self.dialect.store_exists():
+            # A database not there yet will need its tables made, which takes SQLAlchemy:
+            # loaded now, with the process, not in the first request that uses the database.
+            from . import creation  # noqa: F401, PLC0415
 
     # -- transactions ---------------------------------------------------------------------------
 

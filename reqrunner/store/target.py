@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ DEFAULT_SQLITE_FILE = "reqrunner.sqlite3"
 # What SQLAlchemy's own parser makes of these is a driver name and an unquoted database path,
 # nothing else (the tests compare the two readings).
 _PLAIN_SQLITE = re.compile(r"(sqlite(?:\+pysqlite)?)://(?:/([^?]*))?", re.DOTALL)
+
+_BUILDING = threading.Lock()
 
 
 class Target:
@@ -73,8 +76,11 @@ class Target:
     def engine(self) -> Engine:
         """The SQLAlchemy engine, built now if it was not yet."""
         if self._engine is None:
-            assert self._make is not None
-            self._engine = self._make()
+            # Under a lock: two threads asking at once must get the same engine.
+            with _BUILDING:
+                if self._engine is None:
+                    assert self._make is not None
+                    self._engine = self._make()
         return self._engine
 
     @property

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+import reqrunner
+
 PROBE = """
 import sys
 import reqrunner
@@ -110,3 +112,25 @@ def test_the_default_and_the_environment_database_open_without_sqlalchemy(tmp_pa
     assert "sqlalchemy" in work(env=env, cwd=tmp_path)[2]
     assert work(env=env, cwd=tmp_path) == [2, 0, [], OWN_DIALECT]
     assert (tmp_path / "reqrunner.sqlite3").exists()
+
+
+def test_a_queue_on_a_file_not_there_yet_loads_what_creates_it_at_once(tmp_path: Path) -> None:
+    # A new site's first page would otherwise pay SQLAlchemy's import when it first dispatches;
+    # the server process pays it when it starts, as it did before SQLite could do without.
+    probe = (
+        "import sys, reqrunner\n"
+        "reqrunner.JobQueue(sys.argv[1])\n"
+        "print('reqrunner.store.creation' in sys.modules, 'sqlalchemy' in sys.modules)\n"
+    )
+    url = f"sqlite:///{tmp_path}/jobs.sqlite3"
+
+    def loaded() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, url], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    assert loaded() == "True True"
+    assert not (tmp_path / "jobs.sqlite3").exists()  # nothing connected yet
+    reqrunner.JobQueue(url).stats()
+    assert loaded() == "False False"
