@@ -119,7 +119,10 @@ def _shard(dialect: Dialect) -> int:
 def due_within(limit: int | None) -> str:
     """A subquery counting due waiting jobs (due by its parameter), at most ``limit``."""
     inner = f"SELECT 1 FROM {JOBS} WHERE state = 'waiting' AND available_at <= ?"
-    return f"(SELECT COUNT(*) FROM ({inner}{'' if limit is None else f' LIMIT {limit}'}) d)"
+    if limit is None:
+        return f"(SELECT COUNT(*) FROM ({inner}) d)"
+    # In the waiting index's order, so that the limit bounds what is read (see DUE_GUARD).
+    return f"(SELECT COUNT(*) FROM ({inner} ORDER BY available_at LIMIT {limit}) d)"
 
 
 def split_waiting(
@@ -136,7 +139,7 @@ def split_waiting(
     cur.execute(
         dialect.q(
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {JOBS} WHERE state = 'waiting' "
-            f"AND available_at > ? LIMIT {SPLIT_LIMIT}) l"
+            f"AND available_at > ? ORDER BY available_at DESC LIMIT {SPLIT_LIMIT}) l"
         ),
         (soon,),
     )

@@ -17,6 +17,7 @@ from sqlalchemy.schema import CreateColumn
 from ..errors import StoreError
 from .counts import STATES, recount
 from .dialects import JOBS
+from .layout import REPLACED_INDEXES
 from .schema import SCHEMA_VERSION, metadata
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ def create_missing(db: Database, cur: Cursor) -> None:
                 cur.execute(dialect.create_index(index))
                 if table.name in existing:
                     log.info("created index %s in %s", index.name, db.safe_url)
+    for name, table_name in REPLACED_INDEXES.items():
+        if name in indexes:
+            cur.execute(dialect.drop_index(name, table_name))
+            log.info("dropped index %s, replaced, in %s", name, db.safe_url)
     if STATES not in existing and JOBS in existing:
         # Jobs stored before their states were counted: count them once, now, under the
         # schema lock (every later move is counted as it happens).

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .dialects import Cursor, Dialect
 
-__all__ = ["INDEXES", "SCHEMA_VERSION", "TABLES", "is_current"]
+__all__ = ["INDEXES", "REPLACED_INDEXES", "SCHEMA_VERSION", "TABLES", "is_current"]
 
 SCHEMA_VERSION = 1
 
@@ -42,12 +42,16 @@ TABLES: dict[str, tuple[str, ...]] = {
 INDEXES: dict[str, tuple[str, ...]] = {
     "reqrunner_jobs": (
         "ix_reqrunner_jobs_claim",
-        "ix_reqrunner_jobs_due",
+        "ix_reqrunner_jobs_waiting",
         "ix_reqrunner_jobs_finished",
         "ux_reqrunner_jobs_unique_slot",
     ),
     "reqrunner_results": ("ix_reqrunner_results_expires", "ix_reqrunner_results_unique_key"),
 }
+
+#: Indexes an older reqrunner made that a newer one replaced, and their tables: dropped when
+#: the schema is brought up to date (each costs every write as much as a useful one).
+REPLACED_INDEXES: dict[str, str] = {"ix_reqrunner_jobs_due": "reqrunner_jobs"}
 
 
 def is_current(dialect: Dialect, cur: Cursor) -> bool:
@@ -58,7 +62,8 @@ def is_current(dialect: Dialect, cur: Cursor) -> bool:
     if not TABLES.keys() <= dialect.existing_tables(cur):
         return False
     wanted = {index for names in INDEXES.values() for index in names}
-    if not wanted <= dialect.existing_indexes(cur):
+    present = dialect.existing_indexes(cur)
+    if not wanted <= present or present & REPLACED_INDEXES.keys():
         return False
     for table, columns in TABLES.items():
         cur.execute(f"SELECT * FROM {table} WHERE 1 = 0")

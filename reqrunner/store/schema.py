@@ -111,11 +111,18 @@ jobs = sa.Table(
     # with ``state`` fixed its ``available_at`` is no range bound (priority comes first), so
     # "is anything due", the earliest due time and the empty claim have an index of their own,
     # holding only waiting jobs where the database has partial indexes.
+    # On PostgreSQL it holds the due time alone: the planner drops a condition the partial
+    # predicate implies from the index scan, so a leading ``state`` column would leave
+    # ``available_at`` no bound and every waiting job would be read. SQLite keeps ``state``
+    # first (without it, its planner prefers the claim index's ``state``), and so does MySQL,
+    # which has no partial indexes, so that finished jobs stay out of the range.
     sa.Index(
-        "ix_reqrunner_jobs_due",
-        "state",
+        "ix_reqrunner_jobs_waiting",
         "available_at",
-        info={"where": {"sqlite": "state = 'waiting'", "postgresql": "state = 'waiting'"}},
+        info={
+            "where": {"sqlite": "state = 'waiting'", "postgresql": "state = 'waiting'"},
+            "columns": {"sqlite": ("state", "available_at"), "mysql": ("state", "available_at")},
+        },
     ),
     # Failed and done jobs by the time they finished: the newest-first lists and the prune.
     # Jobs that have not finished stay out of it where the database has partial indexes.

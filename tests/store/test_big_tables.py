@@ -7,7 +7,9 @@ import threading
 import reqrunner
 from reqrunner.store.dialects import JOBS
 
-NEW_INDEXES = ("ix_reqrunner_jobs_due", "ix_reqrunner_jobs_finished")
+NEW_INDEXES = ("ix_reqrunner_jobs_waiting", "ix_reqrunner_jobs_finished")
+#: The due index as an older release made it (``state`` first), replaced by the one above.
+OLD_INDEX = "ix_reqrunner_jobs_due"
 
 
 def test_stats_are_one_snapshot_while_jobs_come_and_go(db_url: str) -> None:
@@ -54,13 +56,16 @@ def test_a_database_made_without_the_new_indexes_gets_them(db_url: str) -> None:
         for index in NEW_INDEXES:
             on = f" ON {JOBS}" if first.dialect.name == "mysql" else ""
             cur.execute(f"DROP INDEX {index}{on}")
+        cur.execute(f"CREATE INDEX {OLD_INDEX} ON {JOBS} (state, available_at)")
         assert not set(NEW_INDEXES) & first.dialect.existing_indexes(cur)
     first.close()
 
     again = reqrunner.JobQueue(db_url)
     again.stats()
     with again.store.db.read() as cur:
-        assert set(NEW_INDEXES) <= again.dialect.existing_indexes(cur)
+        present = again.dialect.existing_indexes(cur)
+    assert set(NEW_INDEXES) <= present
+    assert OLD_INDEX not in present
     again.close()
 
 

@@ -138,10 +138,10 @@ def problems_mysql(cur: Any, sql: str, params: tuple[Any, ...]) -> tuple[list[st
 
 #: The index an operation's plans must name: the one made for it.
 MUST_USE = {
-    "empty claim": "ix_reqrunner_jobs_due",
-    "has_due": "ix_reqrunner_jobs_due",
-    "next_due_in": "ix_reqrunner_jobs_due",
-    "next_due_in(queues)": "ix_reqrunner_jobs_due",
+    "empty claim": "ix_reqrunner_jobs_waiting",
+    "has_due": "ix_reqrunner_jobs_waiting",
+    "next_due_in": "ix_reqrunner_jobs_waiting",
+    "next_due_in(queues)": "ix_reqrunner_jobs_waiting",
     "list failed": "ix_reqrunner_jobs_finished",
     "list done": "ix_reqrunner_jobs_finished",
     "prune": "ix_reqrunner_jobs_finished",
@@ -177,3 +177,68 @@ def test_every_query_of_every_operation_uses_an_index(db_url: str) -> None:
             failures.append(f"{operation} does not use {index}: {plans}")
     queue.close()
     assert not failures, "\n".join(failures)
+
+
+#: The operations every run, page view or poll of a site pays: their cost must not grow with
+#: the jobs waiting for later or the history kept.
+EVERY_RUN = ("has_due", "next_due_in", "empty claim", "stats")
+
+
+def read_cost(queue: reqrunner.JobQueue, sql: str, params: tuple[Any, ...]) -> int:
+    """What running ``sql`` reads, in a unit no machine load disturbs: SQLite's virtual-machine
+    steps (in hundreds), PostgreSQL's buffers, MySQL's handler reads."""
+    name = queue.dialect.name
+    with queue.store.db.read() as cur:
+        if name == "sqlite":
+            steps = 0
+
+            def step() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            con = queue.dialect.connection()  # type: ignore[attr-defined]
+            con.set_progress_handler(step, 100)
+            try:
+                cur.execute(sql, params)
+                cur.fetchall()
+            finally:
+                con.set_progress_handler(None, 100)
+            return steps
+        if name == "postgresql":
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+            raw = cur.fetchone()[0]
+            top = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
+            return int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
+        cur.execute("FLUSH STATUS")
+        cur.execute(sql, params)
+        cur.fetchall()
+        cur.execute("SHOW SESSION STATUS LIKE 'Handler_read%%'")
+        return sum(int(value) for _, value in cur.fetchall())
+
+
+def test_what_every_run_pays_does_not_grow_with_delayed_jobs_or_history(db_url: str) -> None:
+    queue = filled(db_url)
+
+    def costs() -> dict[str, int]:
+        return {
+            operation: sum(read_cost(queue, sql, p) for sql, p in statements(queue, run))
+            for operation, run in OPERATIONS.items()
+            if operation in EVERY_RUN
+        }
+
+    small = costs()
+    add_rows(queue, "waiting", 30_000)
+    add_rows(queue, "failed", 10_000, finished_ago=86400.0)
+    analyze(queue)
+    big = costs()
+    queue.close()
+    # Ten times the jobs: a scan of them would read ten times as much. A deeper index reads a
+    # page or two more, the kept counts a few more of their rows (the lease recovery that runs
+    # with a claim at most once a second may come in either measurement).
+    grown = {
+        operation: (small[operation], big[operation])
+        for operation in EVERY_RUN
+        if big[operation] > 2 * small[operation] + 3
+    }
+    assert not grown, grown

@@ -40,9 +40,20 @@ class SchemaStatements:
 
     def create_index(self, index: sa.Index) -> str:
         """``CREATE INDEX`` for ``index``, partial where ``schema.py`` gives this database a
-        predicate (``index.info["where"][name]``)."""
+        predicate (``index.info["where"][name]``), over other columns where it gives this
+        database columns of its own (``index.info["columns"][name]``)."""
         from sqlalchemy.schema import CreateIndex  # noqa: PLC0415
 
-        sql = str(CreateIndex(index).compile(dialect=self.target.engine.dialect)).rstrip()
+        columns = index.info.get("columns", {}).get(self.name)
+        if columns:
+            unique = "UNIQUE " if index.unique else ""
+            table = index.table.name if index.table is not None else ""
+            sql = f"CREATE {unique}INDEX {index.name} ON {table} ({', '.join(columns)})"
+        else:
+            sql = str(CreateIndex(index).compile(dialect=self.target.engine.dialect)).rstrip()
         where = index.info.get("where", {}).get(self.name)
         return f"{sql} WHERE {where}" if where else sql
+
+    def drop_index(self, name: str, table: str) -> str:
+        """``DROP INDEX`` of the index ``name`` on ``table``."""
+        return f"DROP INDEX {name}"

@@ -115,6 +115,9 @@ class MySQLDialect(Dialect):
         )
         return {str(name) for (name,) in cur.fetchall()}
 
+    def drop_index(self, name: str, table: str) -> str:
+        return f"DROP INDEX {name} ON {table}"
+
     def existing_indexes(self, cur: Cursor) -> set[str]:
         cur.execute(
             "SELECT DISTINCT index_name FROM information_schema.statistics "
