@@ -73,9 +73,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sources = {"before": export(args.against, work / "before"), "after": ROOT}
-        url = f"sqlite:///{work / 'jobs.sqlite3'}"
-        # The file and its tables exist before the first sample, as on a site that has run.
-        seconds(CODE.format(url=url, call="q.stats()"), ROOT, work)
+        # A file per revision, its tables made by that revision before the first sample, as on
+        # a site that has run: on a shared file, revisions of different schemas would each
+        # bring it up to date for themselves in turn.
+        urls = {name: f"sqlite:///{work / f'{name}.sqlite3'}" for name in sources}
+        for name, source in sources.items():
+            seconds(CODE.format(url=urls[name], call="q.stats()"), source, work)
         bare: list[float] = []
         extra: dict[tuple[str, str], list[float]] = {}
         for i in range(rounds):
@@ -85,7 +88,7 @@ def main() -> None:
             order = list(sources.items()) if i % 2 == 0 else list(sources.items())[::-1]
             for case, call in CASES.items():
                 for name, source in order:
-                    code = CODE.format(url=url, call=call)
+                    code = CODE.format(url=urls[name], call=call)
                     extra.setdefault((case, name), []).append(seconds(code, source, work) - base)
         print(f"python -c pass: median {statistics.median(bare) * 1000:.0f} ms over {rounds}")
         print(f"over a bare interpreter, ms (median [min-max] of {rounds} fresh processes):")

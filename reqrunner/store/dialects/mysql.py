@@ -175,7 +175,8 @@ class MySQLDialect(Dialect):
         # due index, so that an empty claim does not walk the claim index through every
         # delayed job.
         cur.execute(self._due, (now,))
-        if cur.fetchone() is None:
+        due = cur.fetchone()
+        if not (due and due[0]):  # no waiting job (NULL), or none due yet (0)
             return []
         cur.execute(sql, (now, *queues, limit))
         rows = cur.fetchall()
