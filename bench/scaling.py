@@ -39,7 +39,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/test"
 BENCH_DB = "reqrunner_bench_scaling"
 FILL_CHUNK = 10_000
-DRAIN_JOBS = 2_000
+DRAIN_JOBS = 10_000
 
 OPERATIONS = (
     "due check (has_due)",
@@ -189,6 +189,9 @@ def table(label: str, sizes: list[int], results: dict[int, dict[str, float]]) ->
             value = results[n][op]
             cells.append(f"{value:,.0f}" if op.endswith("jobs/s") else f"{value:.2f} ms")
         lines.append(f"| {op} | " + " | ".join(cells) + " |")
+    rate = "claim + finish, jobs/s"
+    ratios = [f"{results[n][rate] / results[sizes[0]][rate]:.2f}×" for n in sizes]
+    lines.append(f"| claim + finish against {sizes[0]:,} rows | " + " | ".join(ratios) + " |")
     return "\n".join(lines)
 
 
