@@ -225,7 +225,8 @@ def test_processes_creating_the_schema_at_once_create_it_once(db_url: str) -> No
         database.close()
 
 
-def _heard(listener: Listener, within: float) -> bool:
+def heard(listener: Listener, within: float) -> bool:
+    """Whether ``listener`` is woken within ``within`` seconds."""
     deadline = time.monotonic() + within
     while (left := deadline - time.monotonic()) > 0:
         ready, _, _ = select.select([listener], [], [], left)
@@ -243,18 +244,18 @@ def test_a_listener_hears_dispatches_to_its_queues_once_they_commit(postgresql_u
     try:
         with db.write() as cur:
             dialect.insert_one(cur, new_job(queue="mail"))
-            assert not _heard(listener, 0.3)
-        assert _heard(listener, 5)
+            assert not heard(listener, 0.3)
+        assert heard(listener, 5)
         with db.write() as cur:
             dialect.insert_many(cur, [new_job(queue="other")])
             dialect.notify(cur, {"other"})
-        assert not _heard(listener, 0.5)
+        assert not heard(listener, 0.5)
         with db.write() as cur:  # an inserted unique job notifies by itself
             dialect.insert_unique(cur, new_job(queue="mail", unique_slot="k"))
-        assert _heard(listener, 5)
+        assert heard(listener, 5)
         with db.write() as cur:  # one that yields to the holder inserts nothing to hear of
             assert dialect.insert_unique(cur, new_job(queue="mail", unique_slot="k")) is None
-        assert not _heard(listener, 0.5)
+        assert not heard(listener, 0.5)
     finally:
         listener.close()
         db.close()

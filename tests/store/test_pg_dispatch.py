@@ -8,7 +8,6 @@ the ids it draws, the listeners it must still wake, the unique keys it must stil
 from __future__ import annotations
 
 import json
-import select
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,9 +18,9 @@ import pytest
 import reqrunner
 from reqrunner.errors import StoreError
 from reqrunner.store.database import Database, resolve_engine
-from reqrunner.store.dialects import JOBS, Listener, fetch_records
+from reqrunner.store.dialects import JOBS, fetch_records
 from tests.conftest import drop_tables
-from tests.store.test_dialects import new_job
+from tests.store.test_dialects import heard, new_job
 from tests.store.test_reconnect import terminate
 
 
@@ -179,15 +178,6 @@ def test_many_jobs_keep_odd_text_exactly(db_url: str) -> None:
         assert row["available_at"] == pytest.approx(now + 0.25)
 
 
-def _heard(listener: Listener, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while (left := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([listener], [], [], left)
-        if ready and listener.drain():
-            return True
-    return False
-
-
 def test_a_bulk_dispatch_wakes_a_listener_and_dedups_unique_keys(
     pg_queue: reqrunner.JobQueue,
 ) -> None:
@@ -195,12 +185,12 @@ def test_a_bulk_dispatch_wakes_a_listener_and_dedups_unique_keys(
     echo = pg_queue.jobs["t.echo"]
     try:
         ids = echo.dispatch_many([{"text": str(i)} for i in range(300)])
-        assert _heard(listener, 5)
+        assert heard(listener, 5)
         assert len(set(ids)) == 300 and ids == sorted(ids)
         unique = echo.using(unique_key="same")
         mixed = unique.dispatch_many([{"text": "a"}, {"text": "b"}])
         assert mixed[0] == mixed[1]
-        assert _heard(listener, 5)
+        assert heard(listener, 5)
         assert unique.dispatch_many([{"text": "c"}, {"text": "d"}]) == mixed
         assert pg_queue.stats().waiting == 301
     finally:
