@@ -88,19 +88,18 @@ def count_new(cur: Cursor, dialect: Dialect, states: Sequence[str]) -> None:
     Dispatching one job is the commonest write there is: where the database counts inserts
     itself a waiting job costs nothing more, elsewhere it adds its one row without the
     bookkeeping of :class:`Moves`."""
+    offset = 0
     if dialect.inserted is not None:
         # Counted as waiting by the database: a job inserted in another state moved from it.
-        others = [state for state in states if state != "waiting"]
-        if others:
-            moves = Moves()
-            moves.inserted(others)
-            moves.add("waiting", -len(others))
-            moves.write(cur, dialect)
+        states = [state for state in states if state != "waiting"]
+        offset = -len(states)
     elif len(states) == 1:
         cur.execute(dialect.add_count, (states[0], _shard(dialect), 1))
-    elif states:
+        return
+    if states:
         moves = Moves()
         moves.inserted(states)
+        moves.add("waiting", offset)
         moves.write(cur, dialect)
 
 

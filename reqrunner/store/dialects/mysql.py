@@ -179,15 +179,7 @@ class MySQLDialect(Dialect):
         if not (due and due[0]):  # no waiting job (NULL), or none due yet (0)
             return []
         cur.execute(sql, (now, *queues, limit))
-        rows = cur.fetchall()
-        if not rows:
-            return []
-        jobs = claimed(cur, rows, token)
-        cur.execute(
-            self.q(f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id IN ({marks(len(jobs))})"),
-            (token, now, now, *(job.id for job in jobs)),
-        )
-        return jobs
+        return self._take(cur, token, now)
 
     def claim_ids(self, cur: Cursor, token: str, now: float, ids: Sequence[int]) -> list[Claimed]:
         cur.execute(
@@ -197,6 +189,10 @@ class MySQLDialect(Dialect):
             ),
             (*ids, now),
         )
+        return in_order(self._take(cur, token, now), ids)
+
+    def _take(self, cur: Cursor, token: str, now: float) -> list[Claimed]:
+        """Claim under ``token`` the rows the locking SELECT just run on ``cur`` found."""
         rows = cur.fetchall()
         if not rows:
             return []
@@ -205,7 +201,7 @@ class MySQLDialect(Dialect):
             self.q(f"UPDATE {JOBS} SET {CLAIM_SET} WHERE id IN ({marks(len(jobs))})"),
             (token, now, now, *(job.id for job in jobs)),
         )
-        return in_order(jobs, ids)
+        return jobs
 
     # -- pruning ----------------------------------------------------------------------------------
 
