@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import shutil
 import statistics
@@ -52,12 +53,23 @@ RATES = ("0.01", "1")
 
 def server_cpu(server: Server) -> float:
     """CPU seconds the server's processes (a gunicorn master and its worker too) have used."""
-    root = psutil.Process(server.process.pid)
     total = 0.0
-    for proc in (root, *root.children(recursive=True)):
+    for proc in _processes(server):
         times = proc.cpu_times()
         total += times.user + times.system
     return total
+
+
+def _processes(server: Server) -> list[psutil.Process]:
+    root = psutil.Process(server.process.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _cores() -> tuple[set[int], set[int]] | None:
+    """The cores for wrk and for the servers: one each, so that neither takes the other's
+    core mid-run and every server runs on the same one (None on a single core)."""
+    cores = sorted(os.sched_getaffinity(0))
+    return ({cores[0]}, {cores[-1]}) if len(cores) > 1 else None
 
 
 def wrk(server: Server, seconds: int) -> tuple[float, float]:
@@ -68,12 +80,14 @@ def wrk(server: Server, seconds: int) -> tuple[float, float]:
     second would take the other core of a 2-core machine from the server. The CPU per request
     hardly depends on what else the machine runs, where requests per second do.
     """
+    cores = _cores()
     before = server_cpu(server)
     out = subprocess.run(
         ["wrk", "-t1", "-c4", f"-d{seconds}s", f"{server.url}/page"],
         check=True,
         capture_output=True,
         text=True,
+        preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores[0]),
     ).stdout
     cpu = server_cpu(server) - before
     rate, count = _RATE.search(out), _COUNT.search(out)
@@ -82,24 +96,41 @@ def wrk(server: Server, seconds: int) -> tuple[float, float]:
     return float(rate.group(1)), cpu / max(int(count.group(1)), 1) * 1e6
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):7.0f} ({min(values):.0f}-{max(values):.0f})"
+def _spread(values: list[float], digits: int = 0) -> str:
+    return (
+        f"{statistics.median(values):7.{digits}f} "
+        f"({min(values):.{digits}f}-{max(values):.{digits}f})"
+    )
 
 
 def overhead(seconds: int, rounds: int) -> None:
-    print(f"\n== overhead: /page bare vs wrapped (nothing due), {rounds} rounds of {seconds:g} s,"
-          f" medians (ranges): req/s, server CPU us per request, ratios to bare")  # fmt: skip
+    print(f"\n== overhead: /page bare vs wrapped (nothing due), {rounds} rounds of {seconds:g} s;"
+          " req/s and server CPU us per request, medians (ranges); ratios to the bare server of"
+          " the same round, medians (ranges). 'bare again' is a second bare server: its ratio"
+          " is what the bench cannot tell from 1")  # fmt: skip
     for kind in ("uvicorn", "gunicorn"):
-        names = ["bare", *(f"rate {rate}" for rate in RATES)]
+        names = ["bare", "bare again", *(f"rate {rate}" for rate in RATES)]
         rates: dict[str, list[float]] = {name: [] for name in names}
         cpus: dict[str, list[float]] = {name: [] for name in names}
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-            base = {"RR_DB": f"sqlite:///{tmp}/jobs.sqlite3", "RR_STAMPS": f"{tmp}/stamps"}
-            servers = {"bare": stack.enter_context(serve(kind, Path(tmp), RR_BARE="1", **base))}
+            # One hash seed for all: dicts laid out alike in every server process.
+            base = {
+                "RR_DB": f"sqlite:///{tmp}/jobs.sqlite3",
+                "RR_STAMPS": f"{tmp}/stamps",
+                "PYTHONHASHSEED": "0",
+            }
+            servers = {
+                name: stack.enter_context(serve(kind, Path(tmp), RR_BARE="1", **base))
+                for name in names[:2]
+            }
             for rate in RATES:
                 wrapped = serve(kind, Path(tmp), RR_RATE=rate, RR_MODE="auto", **base)
                 servers[f"rate {rate}"] = stack.enter_context(wrapped)
+            cores = _cores()
             for server in servers.values():
+                if cores is not None:
+                    for proc in _processes(server):
+                        proc.cpu_affinity(sorted(cores[1]))
                 wrk(server, 1)  # warm up: imports, first connections, the due cache
             for i in range(rounds):
                 # The order rotates, so that no side always runs first or on a warmer machine.
@@ -107,13 +138,13 @@ def overhead(seconds: int, rounds: int) -> None:
                     rate, cpu = wrk(servers[name], seconds)
                     rates[name].append(rate)
                     cpus[name].append(cpu)
-        bare_rate, bare_cpu = statistics.median(rates["bare"]), statistics.median(cpus["bare"])
-        print(f"{kind:9} bare      {_spread(rates['bare'])} req/s  {_spread(cpus['bare'])} us")
+        print(f"{kind:9} bare       {_spread(rates['bare'])} req/s  {_spread(cpus['bare'])} us")
         for name in names[1:]:
-            ratio = statistics.median(rates[name]) / bare_rate
-            cost = bare_cpu / statistics.median(cpus[name])
-            print(f"{kind:9} {name:9} {_spread(rates[name])} req/s  {_spread(cpus[name])} us"
-                  f"   ratio {ratio:.3f} by req/s, {cost:.3f} by CPU")  # fmt: skip
+            by_rate = [w / b for w, b in zip(rates[name], rates["bare"], strict=True)]
+            by_cpu = [b / w for w, b in zip(cpus[name], cpus["bare"], strict=True)]
+            print(f"{kind:9} {name:10} {_spread(rates[name])} req/s  {_spread(cpus[name])} us"
+                  f"   ratio {_spread(by_rate, 3)} by req/s,"
+                  f" {_spread(by_cpu, 3)} by CPU")  # fmt: skip
 
 
 PAGE = b"<!doctype html><html><body><p>hello</p></body></html>"

@@ -2,25 +2,25 @@
 response is out.
 
 The middleware opens a :class:`Deferred` for each request it serves and makes it current
-(a context variable) while the app handles the request; a dispatch with ``after_response``
-stores its job as usual and adds the id here. Context variables follow the request into the
-worker threads that run sync views (Starlette and anyio copy the context into them) and into
-the tasks an async view starts, and they are the same list object there, so an id added in a
-thread is seen by the middleware. Outside a request nothing is current and such a dispatch is
-an ordinary one. The jobs are in the queue from the moment they are dispatched: if the run after
-the response fails or never happens, a later run takes them like any other job.
+(:data:`CURRENT`, a context variable) while the app handles the request; a dispatch with
+``after_response`` stores its job as usual and adds the id here. Context variables follow the
+request into the worker threads that run sync views (Starlette and anyio copy the context into
+them) and into the tasks an async view starts, and they are the same list object there, so an
+id added in a thread is seen by the middleware. Outside a request nothing is current and such a
+dispatch is an ordinary one. The jobs are in the queue from the moment they are dispatched: if
+the run after the response fails or never happens, a later run takes them like any other job.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from typing import Protocol
 
 from .models import Limits, RunReport
 
-__all__ = ["Deferred", "DeferredRunner", "add", "collecting", "current", "stop_collecting"]
+__all__ = ["CURRENT", "Deferred", "DeferredRunner", "add", "current"]
 
 log = logging.getLogger("reqrunner")
 
@@ -37,30 +37,27 @@ class DeferredRunner(Protocol):
     ) -> RunReport: ...
 
 
-class Deferred:
-    """The jobs one request dispatched to run after its response, in dispatch order."""
+class Deferred(list[tuple[DeferredRunner, int]]):
+    """The jobs one request dispatched to run after its response, in dispatch order: pairs of
+    the queue that stored a job and the job's id.
 
-    __slots__ = ("_jobs",)
+    A list, because one is made for every request the middleware serves, and most stay empty:
+    making one and asking whether it is empty are then C calls, with no Python frame.
+    """
 
-    def __init__(self) -> None:
-        self._jobs: list[tuple[DeferredRunner, int]] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._jobs)
-
-    def __len__(self) -> int:
-        return len(self._jobs)
+    __slots__ = ()
 
     def add(self, queue: DeferredRunner, ids: Sequence[int]) -> None:
         """Remember jobs ``queue`` stored, to run after the response."""
-        self._jobs.extend((queue, job_id) for job_id in ids)
+        self.extend((queue, job_id) for job_id in ids)
 
     def run(
         self, limits: Limits | None = None, should_stop: Callable[[], bool] | None = None
     ) -> int:
         """Run the jobs (those still due and unclaimed) in dispatch order, one run per stretch
         of jobs on the same queue; how many ran. What fails is logged: the jobs stay queued."""
-        jobs, self._jobs = self._jobs, []
+        jobs = self[:]
+        self.clear()
         ran = 0
         start = 0
         while start < len(jobs):
@@ -77,28 +74,19 @@ class Deferred:
         return ran
 
 
-_current: ContextVar[Deferred | None] = ContextVar("reqrunner_deferred", default=None)
+CURRENT: ContextVar[Deferred | None] = ContextVar("reqrunner_deferred", default=None)
+"""The :class:`Deferred` of the request being served. The middleware sets it before it calls
+the app and resets it with the token once the app has answered; nothing is current outside a
+request it serves."""
 
 
 def current() -> Deferred | None:
     """The request's :class:`Deferred`, or None outside a request the middleware serves."""
-    return _current.get()
+    return CURRENT.get()
 
 
 def add(queue: DeferredRunner, ids: Sequence[int]) -> None:
     """Run these jobs after the current response, if there is one (else nothing to do)."""
-    deferred = _current.get()
+    deferred = CURRENT.get()
     if deferred is not None:
         deferred.add(queue, ids)
-
-
-def collecting() -> tuple[Deferred, Token[Deferred | None]]:
-    """Start collecting a request's deferred jobs: the collection, and the token that
-    :func:`stop_collecting` takes when the app has answered."""
-    deferred = Deferred()
-    return deferred, _current.set(deferred)
-
-
-def stop_collecting(token: Token[Deferred | None]) -> None:
-    """Stop collecting (the jobs collected stay in the :class:`Deferred`)."""
-    _current.reset(token)

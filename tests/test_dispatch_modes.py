@@ -44,13 +44,14 @@ def test_after_response_is_checked(q: reqrunner.JobQueue) -> None:
 
 def test_a_request_collects_its_after_response_jobs(q: reqrunner.JobQueue) -> None:
     record, ran = recorder(q)
-    collected, token = deferred.collecting()
+    collected = deferred.Deferred()
+    token = deferred.CURRENT.set(collected)
     try:
         first = record.using(after_response=True).dispatch("a")
         record.dispatch("ordinary")
         more = q.using("record", after_response=True).dispatch_many([["b"], ["c"]])
     finally:
-        deferred.stop_collecting(token)
+        deferred.CURRENT.reset(token)
     assert deferred.current() is None
     assert len(collected) == 3
     assert q.count_jobs() == 4  # all stored at once
@@ -77,13 +78,14 @@ def test_adispatch_and_adispatch_many(q: reqrunner.JobQueue) -> None:
     record, _ = recorder(q)
 
     async def view() -> tuple[int, list[int], int]:
-        collected, token = deferred.collecting()
+        collected = deferred.Deferred()
+        token = deferred.CURRENT.set(collected)
         try:
             one = await record.adispatch("a")
             many = await record.adispatch_many([["b"], {"key": "c"}])
             deferred_id = await record.using(after_response=True).adispatch("d")
         finally:
-            deferred.stop_collecting(token)
+            deferred.CURRENT.reset(token)
         # The worker thread saw the request's collection.
         assert len(collected) == 1
         return one, many, deferred_id

@@ -116,7 +116,10 @@ class RunPolicy:
         self.quiet = Throttle()
         """Its repeated database warnings, said once a minute."""
         self.run_rate = run_rate
-        self._rng = rng or random.Random()
+        self.die: Callable[[], float] = (rng or random.Random()).random
+        """The die: a number in ``[0, 1)``; a page view rolled it when the number is below
+        ``run_rate`` (:meth:`roll`). A bound C method, so that the adapters, which cast it on
+        every request, compare its number themselves without a Python call between."""
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -133,7 +136,7 @@ class RunPolicy:
         is one C call, safe from many threads. It is in ``[0, 1)``: ``run_rate`` 0 never
         passes, 1 always does.
         """
-        return self._rng.random() < self.run_rate
+        return self.die() < self.run_rate
 
     def cached_due(self) -> bool | None:
         """The cached answer to "are jobs due", or ``None`` when it must be asked again.

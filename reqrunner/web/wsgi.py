@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from ..deferred import Deferred, collecting, stop_collecting
+from ..deferred import CURRENT, Deferred
 from .background import run_in_background
 from .base import Middleware
 from .core import MAX_ROUTE_BODY, PASS, MiddlewareCore, Origin, Plan, logger
@@ -96,17 +96,19 @@ class WSGIMiddleware(Middleware[WSGIApp]):
                 return self._route(environ, start_response, sub)
         # Whatever the die says, the after_response jobs the app dispatches while it is called
         # are collected, and handed to a thread from close() with the rest.
-        deferred, token = collecting()
+        deferred = Deferred()
+        token = CURRENT.set(deferred)
         try:
-            if not core.policy.roll():
-                # The common case: the app gets the server's own start_response.
+            # The common case: the die did not pass, and the app gets the server's own
+            # start_response (a C call and a comparison, no Python frame).
+            if core.policy.die() >= core.policy.run_rate:
                 result = self.app(environ, start_response)
                 exchange = None
             else:
                 exchange = _Exchange(core, environ, start_response, deferred)
                 result = self.app(environ, exchange.start_response)
         finally:
-            stop_collecting(token)
+            CURRENT.reset(token)
         if exchange is not None and (exchange.plan is None or exchange.plan.action != "pass"):
             exchange.result = result
             return exchange

@@ -170,7 +170,8 @@ def test_with_after_response_it_runs_after_the_response_once_committed(
     def mail(order: int) -> None:
         ran.append(order)
 
-    collected, token = deferred.collecting()
+    collected = deferred.Deferred()
+    token = deferred.CURRENT.set(collected)
     try:
         with app_engine.connect() as conn:
             mail.using(connection=conn, after_response=True).dispatch(1)
@@ -178,7 +179,7 @@ def test_with_after_response_it_runs_after_the_response_once_committed(
             mail.using(connection=conn, after_response=True).dispatch(2)
             conn.commit()
     finally:
-        deferred.stop_collecting(token)
+        deferred.CURRENT.reset(token)
     assert collected.run() == 1
     assert ran == [2]
     assert queue.count_jobs() == 0
