@@ -18,6 +18,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -112,6 +113,9 @@ class Pool(Generic[C]):
         # of an older one is not pooled again.
         self._generation = (os.getpid(), 0)
         self._changed = threading.Condition(threading.Lock())
+        # A pool dropped without dispose() closes its idle connections (psycopg warns of a
+        # connection collected open); the list is never replaced, only emptied.
+        weakref.finalize(self, _close_idle, self._idle)
 
     def checkout(self) -> PooledConnection[C]:
         """An idle connection (the one used last: its server process is warmest), else a new
@@ -156,7 +160,8 @@ class Pool(Generic[C]):
     def dispose(self) -> None:
         """Close the idle connections; those checked out are closed when they come back."""
         with self._changed:
-            idle, self._idle = self._idle, []
+            idle = self._idle[:]
+            self._idle.clear()
             pid, generation = self._generation
             self._generation = (pid, generation + 1)
         for pooled in idle:
@@ -201,6 +206,15 @@ class Pool(Generic[C]):
         # In a child of fork(): the idle connections are the parent's, and so are the counts.
         for pooled in self._idle:
             pooled.driver_connection = None
-        self._idle = []
+        self._idle.clear()
         self._open = 0
         self._generation = (os.getpid(), 0)
+
+
+def _close_idle(idle: list[PooledConnection[Any]]) -> None:
+    for pooled in idle:
+        connection = pooled.driver_connection
+        if connection is not None and pooled._born[0] == os.getpid():
+            with contextlib.suppress(Exception):
+                connection.close()
+    idle.clear()
