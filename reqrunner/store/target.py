@@ -1,11 +1,13 @@
 """Which job database a queue was given, and its SQLAlchemy engine, made when first needed.
 
 A SQLite queue works from the file's path alone (its dialect opens its own ``sqlite3``
-connections), and importing SQLAlchemy is most of a fresh interpreter's start: every CGI hit and
-every spawned worker pays it. So the SQLite URLs sites are given are read here without it, and
-the engine is built only when something asks for it (``queue.engine``, creating the tables).
-Every other URL, and any SQLite URL with more in it (a query, another driver, a host), is read
-by SQLAlchemy and gets its engine at once, as the server databases need its pool.
+connections), and a PostgreSQL queue from psycopg's connection arguments (its dialect pools
+its own connections). Importing SQLAlchemy is most of a fresh interpreter's start, and a third
+of an idle worker's memory: so the plain SQLite and PostgreSQL URLs sites are given are read
+here without it, and the engine is built only when something asks for it (``queue.engine``,
+creating the tables). Every other URL (another driver, MySQL, an address this reading does not
+take apart the way SQLAlchemy would) is read by SQLAlchemy and gets its engine at once, whose
+pool the dialect then uses.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 from .dialects import Dialect, for_dialect
+from .dialects.shared import missing_driver
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -31,6 +34,18 @@ DEFAULT_SQLITE_FILE = "reqrunner.sqlite3"
 # nothing else (the tests compare the two readings).
 _PLAIN_SQLITE = re.compile(r"(sqlite(?:\+pysqlite)?)://(?:/([^?]*))?", re.DOTALL)
 
+# The PostgreSQL URLs read here: psycopg's (the driver a URL naming none gets), a user and
+# password without "/", "?" or "@", a host name or address (no IPv6 brackets, no list of
+# hosts), a numeric port. Anything else goes to SQLAlchemy, whose reading then applies.
+_PLAIN_POSTGRES = re.compile(
+    r"(?:postgres|postgresql|postgresql\+psycopg)://"
+    r"(?:(?P<user>[^:/?#@]*)(?::(?P<password>[^/?#@]*))?@)?"
+    r"(?P<host>[^:/?#@\[\]]*)(?::(?P<port>[0-9]+))?"
+    r"(?:/(?P<database>[^?#@]*))?"
+    r"(?:\?(?P<query>[^#@]*))?",
+    re.DOTALL,
+)
+
 _BUILDING = threading.Lock()
 
 
@@ -38,7 +53,7 @@ class Target:
     """A job database: its SQLAlchemy backend name, its database (a SQLite file's path), its
     URL, and its engine, given or made on first use."""
 
-    __slots__ = ("_engine", "_make", "_url", "backend", "database", "safe_url")
+    __slots__ = ("_engine", "_make", "_url", "backend", "connect_args", "database", "safe_url")
 
     def __init__(
         self,
@@ -49,6 +64,7 @@ class Target:
         *,
         engine: Engine | None = None,
         make: Callable[[], Engine] | None = None,
+        connect_args: dict[str, Any] | None = None,
     ) -> None:
         self.backend = backend
         """The SQLAlchemy backend name (``sqlite``, ``postgresql``, ``mysql``, ``mariadb``)."""
@@ -56,6 +72,9 @@ class Target:
         """The URL's database: for SQLite the file."""
         self.safe_url = safe_url
         """The URL with any password hidden."""
+        self.connect_args = connect_args
+        """The driver's keyword arguments for a connection, where the URL was read without
+        SQLAlchemy for a dialect that connects by itself; None: connect through the engine."""
         self._url = url
         self._engine = engine
         self._make = make
@@ -115,7 +134,11 @@ def resolve(url_or_engine: str | Engine | Target | None) -> Target:
             "sqlite:///" + str(Path(DEFAULT_SQLITE_FILE).resolve())
         )
     if isinstance(url_or_engine, str):
-        return _sqlite_file(url_or_engine) or Target.of_engine(_engine_for(url_or_engine))
+        return (
+            _sqlite_file(url_or_engine)
+            or _postgres_server(url_or_engine)
+            or Target.of_engine(_engine_for(url_or_engine))
+        )
     from sqlalchemy.engine import Engine  # noqa: PLC0415 (one was given: it is loaded)
 
     if isinstance(url_or_engine, Engine):
@@ -145,6 +168,57 @@ def _sqlite_file(text: str) -> Target | None:
     return Target("sqlite", path, url, url, make=make)
 
 
+def _postgres_server(text: str) -> Target | None:
+    """A plain PostgreSQL URL read without SQLAlchemy, as SQLAlchemy reads it (the tests compare
+    the two readings); None for any other."""
+    found = _PLAIN_POSTGRES.fullmatch(text)
+    if found is None:
+        return None
+    parts = found.groupdict()
+    user, password, database = (
+        None if parts[name] is None else unquote(parts[name])
+        for name in ("user", "password", "database")
+    )
+    host, port = parts["host"], parts["port"]
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(parts["query"] or ""):
+        if key in params:
+            return None  # a key given twice: SQLAlchemy makes a list of it
+        params[key] = value
+    tail = (host or "") + (f":{int(port)}" if port else "")
+    if database is not None:
+        tail += "/" + quote(database, safe=" +/")
+    if params:
+        tail += "?" + "&".join(f"{quote_plus(k)}={quote_plus(params[k])}" for k in sorted(params))
+
+    def rendered(*, hide: bool) -> str:
+        # As SQLAlchemy renders the URL after naming the driver: the same database reached
+        # through an engine reads the same.
+        userinfo = ""
+        if user is not None:
+            userinfo = quote(user, safe=" +")
+            if password is not None:
+                userinfo += ":" + ("***" if hide else quote(password, safe=" +"))
+            userinfo += "@"
+        return f"postgresql+psycopg://{userinfo}{tail}"
+
+    # psycopg's keyword arguments, as SQLAlchemy's psycopg dialect makes them: the parts given
+    # (an empty one is not), then the query's.
+    given = {"host": host, "port": port and int(port), "user": user, "password": password}
+    args: dict[str, Any] = {key: value for key, value in given.items() if value}
+    if database:
+        args["dbname"] = database
+    args.update(params)
+    return Target(
+        "postgresql",
+        database,
+        rendered(hide=False),
+        rendered(hide=True),
+        make=lambda: _engine_for(text),
+        connect_args=args,
+    )
+
+
 def _engine_for(text: str) -> Engine:
     import sqlalchemy as sa  # noqa: PLC0415
 
@@ -168,8 +242,6 @@ def _create_engine(url: URL, dialect: type[Dialect]) -> Engine:
     except ModuleNotFoundError as exc:
         if dialect.extra is None:
             raise
-        raise ModuleNotFoundError(
-            f"the {url.get_backend_name()} driver {exc.name or url.get_driver_name()!r} is not "
-            f"installed: pip install 'reqrunner[{dialect.extra}]'",
-            name=exc.name,
+        raise missing_driver(
+            exc, url.get_backend_name(), url.get_driver_name(), dialect.extra
         ) from exc

@@ -40,12 +40,13 @@ def pg_queue(postgresql_url: str) -> Iterator[reqrunner.JobQueue]:
 
 def traced(queue: reqrunner.JobQueue, action: Any) -> list[str]:
     """The frontend messages (type and text) libpq sends while ``action()`` runs on the
-    queue's one pooled connection."""
-    pool = queue.engine.pool
-    raw = queue.engine.raw_connection()  # the pool's only connection, after stats()
+    queue's one pooled connection (of reqrunner's own pool: the queue was given a URL)."""
+    pool = queue.dialect.pool
+    assert pool is not None
+    raw = pool.checkout()  # the pool's only connection, after stats()
     pgconn = raw.driver_connection.pgconn
     raw.close()
-    assert pool.checkedin() == 1
+    assert (pool.idle, pool.open) == (1, 1)
     with tempfile.TemporaryFile("w+") as trace:
         pgconn.trace(trace.fileno())
         try:

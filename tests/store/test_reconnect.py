@@ -1,4 +1,5 @@
-"""PostgreSQL without a pre-ping: a connection the server dropped costs no failure."""
+"""PostgreSQL without a pre-ping: a connection the server dropped costs no failure, whether it
+is reqrunner's own (a queue given a URL) or the app's engine's (a queue given the engine)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from reqrunner.store.database import Cursor, resolve_engine
 from tests.conftest import drop_tables
 
 
-@pytest.fixture
-def pg_queue(postgresql_url: str) -> Iterator[reqrunner.JobQueue]:
+@pytest.fixture(params=["url", "engine"])
+def pg_queue(request: pytest.FixtureRequest, postgresql_url: str) -> Iterator[reqrunner.JobQueue]:
     drop_tables(postgresql_url)
-    queue = reqrunner.JobQueue(postgresql_url)
+    given = postgresql_url if request.param == "url" else resolve_engine(postgresql_url)
+    queue = reqrunner.JobQueue(given)
+    assert (queue.dialect.pool is None) == (request.param == "engine")
 
     @queue.job(name="t.noop")
     def noop() -> None:
@@ -51,9 +54,10 @@ def test_a_terminated_backend_costs_no_dispatch_and_no_pings(
     pg_queue: reqrunner.JobQueue, postgresql_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pings: list[Any] = []
-    dialect = pg_queue.engine.dialect
-    real_ping = dialect.do_ping
-    monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(conn) or real_ping(conn))
+    if pg_queue.target.has_engine:  # the engine's pool could ping; reqrunner's own cannot
+        dialect = pg_queue.engine.dialect
+        real_ping = dialect.do_ping
+        monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(conn) or real_ping(conn))
     noop = pg_queue.jobs["t.noop"]
     noop.dispatch()
     pid = backend_pid(pg_queue)
@@ -63,6 +67,8 @@ def test_a_terminated_backend_costs_no_dispatch_and_no_pings(
     assert pg_queue.run().ran == 2
     assert backend_pid(pg_queue) != pid
     assert pings == []
+    if pg_queue.dialect.pool is not None:
+        assert pg_queue.dialect.pool.open == 1  # the dead connection was let go
 
 
 def test_a_connection_lost_inside_a_cycle_runs_it_again(

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 import reqrunner
 from reqrunner.store.dialects.sqlite import SqliteDialect
-from reqrunner.store.target import Target, resolve
+from reqrunner.store.target import Target, _postgres_server, resolve
 
 PATHS = ["jobs.sqlite3", "/tmp/x/jobs.sqlite3", "a b/c+d.db", "caf%C3%A9.db", "x%3Fy.db", "ü.db"]
 
@@ -105,3 +105,67 @@ def test_queue_engine_works_in_a_process_that_had_not_loaded_sqlalchemy(tmp_path
         found = conn.exec_driver_sql("SELECT value FROM reqrunner_meta WHERE name = 'probe'")
         assert found.scalar() == "yes"
     engine.dispose()
+
+
+POSTGRES_URLS = [
+    "postgresql://u@127.0.0.1/db",
+    "postgres://u@h:5432/db",
+    "postgresql+psycopg://u:pw@h:6543/db",
+    "postgresql://u:p%40ss%2Fw%3Ard%20x+y@h/db",
+    "postgresql://us%3Aer:@h/db",
+    "postgresql://:pw@h/db",
+    "postgresql://@h/db",
+    "postgresql://h/",
+    "postgresql:///db",
+    "postgresql://u@/db?host=/var/run/postgresql",
+    "postgresql://u@h/db?sslmode=require&application_name=a+b&connect_timeout=",
+    "postgresql://u@h:0/d%C3%A9j%C3%A0%2Fvu",
+    "postgresql://u@h/db name",
+    "postgresql://",
+]
+
+
+@pytest.mark.parametrize("text", POSTGRES_URLS)
+def test_a_plain_postgres_url_reads_as_sqlalchemy_reads_it(text: str) -> None:
+    from reqrunner.store.dialects.postgres import PostgresDialect  # noqa: PLC0415
+
+    expected = PostgresDialect.resolve_url(make_url(text))
+    target = resolve(text)
+    assert not target.has_engine and target.connect_args is not None
+    assert (target.backend, target.database) == ("postgresql", expected.database)
+    assert target.safe_url == expected.render_as_string(hide_password=True)
+    assert target.same_as(Target.of_engine(sa.create_engine(expected)))
+    # psycopg is given what SQLAlchemy's psycopg dialect would give it.
+    dialect = sa.create_engine(expected).dialect
+    _, cparams = dialect.create_connect_args(expected)
+    cparams.pop("context", None)  # SQLAlchemy's own type adapters
+    assert target.connect_args == cparams
+    assert target.engine.url == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql+psycopg2://u@h/db",
+        "postgresql://u@[::1]:5432/db",
+        "postgresql://u@h1:5432,h2:5433/db",
+        "postgresql://u@h/db?host=a&host=b",
+        "postgresql://a@b@h/db",
+        "postgresql://u:p/w@h/db",
+    ],
+)
+def test_any_other_postgres_url_goes_through_sqlalchemy(text: str) -> None:
+    assert _postgres_server(text) is None
+
+
+def test_a_password_with_any_character_reaches_the_driver(postgresql_url: str) -> None:
+    password = "p@ss/w:rd %?#&=+'\"\\é"
+    url = make_url(postgresql_url).set(password=password)
+    queue = reqrunner.JobQueue(url.render_as_string(hide_password=False))
+    try:
+        assert queue.dialect.pool is not None and queue.url.count("***") == 1
+        with queue.store.db.read() as cur:
+            # The server trusts local connections here: what libpq was given is the check.
+            assert cur.connection.info.password == password  # type: ignore[attr-defined]
+    finally:
+        queue.close()

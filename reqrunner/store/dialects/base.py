@@ -1,9 +1,10 @@
 """What every job database must provide, and the SQL they all share.
 
 The statements a runner executes thousands of times a second go to the driver directly, because
-SQLAlchemy Core's per-call cost is several times the cost of the statement itself on SQLite;
-SQLAlchemy still pools server connections and creates the schema (SQLite, which opens its own
-connections, loads it only for that).
+SQLAlchemy Core's per-call cost is several times the cost of the statement itself on SQLite.
+SQLite opens its own connections, and PostgreSQL given a URL pools its own
+(:class:`~reqrunner.store.pool.Pool`); they load SQLAlchemy only to create the schema. Otherwise
+the engine's pool gives the connections.
 
 How to add a database
 ---------------------
@@ -46,6 +47,7 @@ from .shared import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
 
+    from ..pool import Pool
     from ..target import Target
 
 __all__ = ["Dialect"]
@@ -96,6 +98,9 @@ class Dialect(SchemaStatements, ABC):
         """The job database this dialect serves."""
         self.busy_timeout = busy_timeout
         """How long (seconds) a write waits for another writer's lock, where reqrunner sets it."""
+        self.pool: Pool[Any] | None = self.own_pool()
+        """reqrunner's own connections to the database, where the dialect keeps them; None:
+        the engine's pool gives them."""
         self.driver_errors: tuple[type[BaseException], ...]
         """What a failing statement can raise."""
         self.integrity_errors: tuple[type[BaseException], ...]
@@ -143,17 +148,27 @@ class Dialect(SchemaStatements, ABC):
 
     # -- connections ----------------------------------------------------------------------------
 
+    def own_pool(self) -> Pool[Any] | None:
+        """The pool of connections of the dialect's own for its target, made once, when the
+        dialect is (None by default: the engine's pool serves)."""
+        return None
+
+    def checkout(self) -> Any:
+        """A pooled connection (SQLAlchemy's, or one of :attr:`pool`: they answer the same
+        calls)."""
+        return self.engine.raw_connection() if self.pool is None else self.pool.checkout()
+
     def begin(self, *, write: bool) -> tuple[Any, Cursor]:
         """Start a transaction: the connection to :meth:`end` it on, and a cursor in it.
 
-        By default a connection from the engine's pool, set up by :meth:`setup_session` the
-        first time it is used; the driver's implicit transaction begins with the first
+        By default a pooled connection (:meth:`checkout`), set up by :meth:`setup_session`
+        the first time it is used; the driver's implicit transaction begins with the first
         statement. ``write``: the transaction will write.
         """
-        raw = self.engine.raw_connection()
+        raw = self.checkout()
         if self.stale(raw):
             raw.invalidate()
-            raw = self.engine.raw_connection()
+            raw = self.checkout()
         try:
             if not raw.info.get("reqrunner_session"):
                 self.setup_session(raw)
@@ -206,7 +221,10 @@ class Dialect(SchemaStatements, ABC):
             connection.close()
 
     def close(self) -> None:
-        """Close the connections this dialect opened (on this thread) and the engine's pool."""
+        """Close the connections this dialect opened (on this thread, or in its pool) and the
+        engine's pool."""
+        if self.pool is not None:
+            self.pool.dispose()
         self.target.dispose()
 
     def explain(self, exc: BaseException) -> str | None:

@@ -5,19 +5,23 @@ only if, it commits), so a worker LISTENing on channel ``reqrunner`` wakes at on
 polling. A single dispatch is one statement in autocommit (the INSERT and its NOTIFY together):
 one round trip, where BEGIN, INSERT and COMMIT were three. Many jobs are copied in with
 ``COPY … FROM STDIN`` in binary, which psycopg formats in C.
+
+Given a URL, the dialect keeps its own pool of psycopg connections (``store/pool.py``) and
+never loads SQLAlchemy unless the tables must be created or ``queue.engine`` is asked for;
+given an engine, it takes the engine's connections.
 """
 
 from __future__ import annotations
 
 import random
 import select
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import URL
-
+from ..pool import Pool
 from ..records import Claimed, NewJob
 from .base import Dialect
 from .shared import (
@@ -33,9 +37,13 @@ from .shared import (
     claimed,
     driver_error,
     due_where,
+    missing_driver,
 )
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import URL
+
     from ..target import Target
 
 __all__ = ["PostgresDialect", "PostgresListener"]
@@ -58,6 +66,29 @@ _GONE_STATES = frozenset({"57P01", "57P02", "57P03"})
 
 #: deadlock_detected, serialization_failure, lock_not_available
 _RETRY_STATES = frozenset({"40P01", "40001", "55P03"})
+
+#: What psycopg and libpq say, with no SQLSTATE, when the connection is gone: psycopg's own
+#: checks ("the connection is closed", "the connection is lost"), and libpq's reading or
+#: sending on a socket the server closed, or SSL over it.
+_GONE_MESSAGES = (
+    "the connection is closed",
+    "the connection is lost",
+    "closed the connection",
+    "terminating connection",
+    "could not receive data from server",
+    "could not send data to server",
+    "SSL SYSCALL error",
+    "SSL error",
+)
+
+
+def _psycopg() -> Any:
+    # psycopg is the optional "postgres" extra: only a PostgreSQL queue needs it.
+    try:
+        import psycopg  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        raise missing_driver(exc, "postgresql", "psycopg", "postgres") from exc
+    return psycopg
 
 
 class PostgresDialect(Dialect):
@@ -101,6 +132,21 @@ class PostgresDialect(Dialect):
         )
         self._copy = f"COPY {JOBS} (id, {', '.join(NewJob._fields)}) FROM STDIN (FORMAT BINARY)"
 
+    def own_pool(self) -> Pool[Any] | None:
+        args = self.target.connect_args
+        if args is None:
+            return None
+        return Pool(partial(_psycopg().connect, **args))
+
+    def error_classes(
+        self,
+    ) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+        if self.pool is None:
+            return super().error_classes()
+        # reqrunner's own connections raise psycopg's errors, never SQLAlchemy's.
+        psycopg = _psycopg()
+        return (psycopg.Error,), (psycopg.IntegrityError,)
+
     def is_deadlock(self, exc: BaseException | None) -> bool:
         return getattr(driver_error(exc), "sqlstate", None) in _RETRY_STATES
 
@@ -134,8 +180,19 @@ class PostgresDialect(Dialect):
         super().end(connection, commit=commit)
 
     def is_disconnect(self, exc: BaseException | None) -> bool:
-        state = getattr(driver_error(exc), "sqlstate", None) or ""
-        return state in _GONE_STATES or state.startswith("08") or super().is_disconnect(exc)
+        error = driver_error(exc)
+        state = getattr(error, "sqlstate", None)
+        if state is not None:
+            return state in _GONE_STATES or state.startswith("08")
+        # An error psycopg raised itself (no SQLSTATE): a connection it found gone says so.
+        psycopg = sys.modules.get("psycopg")
+        if (
+            psycopg is not None
+            and isinstance(error, psycopg.OperationalError)
+            and any(message in str(error) for message in _GONE_MESSAGES)
+        ):
+            return True
+        return self.pool is None and super().is_disconnect(exc)
 
     def stale(self, raw: Any) -> bool:
         conn = raw.driver_connection
@@ -213,7 +270,11 @@ class PostgresDialect(Dialect):
         return tuple(cur.fetchone())
 
     def listener(self, queues: Sequence[str] | None) -> PostgresListener:
-        return PostgresListener(self.engine.url, queues)
+        args = self.target.connect_args
+        if args is not None:
+            return PostgresListener("", args, queues)
+        url = self.engine.url.set(drivername="postgresql")
+        return PostgresListener(url.render_as_string(hide_password=False), {}, queues)
 
     # -- the claim cycle --------------------------------------------------------------------------
 
@@ -249,12 +310,9 @@ class PostgresDialect(Dialect):
 class PostgresListener:
     """A connection of its own, in autocommit, that LISTENs on channel ``reqrunner``."""
 
-    def __init__(self, url: URL, queues: Sequence[str] | None) -> None:
-        # psycopg is the optional "postgres" extra: only a PostgreSQL worker needs it.
-        import psycopg  # noqa: PLC0415
-
-        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._conn: Any = psycopg.connect(dsn, autocommit=True)
+    def __init__(self, conninfo: str, params: dict[str, Any], queues: Sequence[str] | None) -> None:
+        """Connect with psycopg's ``conninfo`` and keyword ``params``."""
+        self._conn: Any = _psycopg().connect(conninfo, autocommit=True, **params)
         self._conn.execute(f"LISTEN {CHANNEL}")
         self._queues = None if queues is None else set(queues)
 

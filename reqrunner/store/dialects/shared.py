@@ -32,6 +32,7 @@ __all__ = [
     "fetch_records",
     "in_order",
     "marks",
+    "missing_driver",
 ]
 
 JOBS = "reqrunner_jobs"
@@ -151,3 +152,12 @@ def driver_error(exc: BaseException | None) -> BaseException | None:
     # Where SQLAlchemy is not loaded (a SQLite queue) no exception can be one of its wrappers.
     errors = sys.modules.get("sqlalchemy.exc")
     return exc.orig if errors is not None and isinstance(exc, errors.DBAPIError) else exc
+
+
+def missing_driver(exc: ModuleNotFoundError, backend: str, driver: str, extra: str) -> Exception:
+    """The error for a database whose driver is not installed, naming reqrunner's extra."""
+    return ModuleNotFoundError(
+        f"the {backend} driver {exc.name or driver!r} is not installed: "
+        f"pip install 'reqrunner[{extra}]'",
+        name=exc.name,
+    )
