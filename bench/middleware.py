@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
@@ -104,38 +103,40 @@ def _spread(values: list[float], digits: int = 0) -> str:
 
 
 def overhead(seconds: int, rounds: int) -> None:
-    print(f"\n== overhead: /page bare vs wrapped (nothing due), {rounds} rounds of {seconds:g} s;"
-          " req/s and server CPU us per request, medians (ranges); ratios to the bare server of"
-          " the same round, medians (ranges). 'bare again' is a second bare server: its ratio"
-          " is what the bench cannot tell from 1")  # fmt: skip
+    print(f"\n== overhead: /page bare vs wrapped (nothing due), {rounds} rounds of {seconds:g} s"
+          " on servers started afresh each round; req/s and server CPU us per request, medians"
+          " (ranges); ratios to the bare server of the same round, medians (ranges). 'bare"
+          " again' is a second bare server: how far its ratio is from 1 is what the bench"
+          " cannot resolve")  # fmt: skip
+    variants = {
+        "bare": {"RR_BARE": "1"},
+        "bare again": {"RR_BARE": "1"},
+        **{f"rate {rate}": {"RR_RATE": rate, "RR_MODE": "auto"} for rate in RATES},
+    }
+    names = list(variants)
     for kind in ("uvicorn", "gunicorn"):
-        names = ["bare", "bare again", *(f"rate {rate}" for rate in RATES)]
         rates: dict[str, list[float]] = {name: [] for name in names}
         cpus: dict[str, list[float]] = {name: [] for name in names}
-        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        with tempfile.TemporaryDirectory() as tmp:
             # One hash seed for all: dicts laid out alike in every server process.
             base = {
                 "RR_DB": f"sqlite:///{tmp}/jobs.sqlite3",
                 "RR_STAMPS": f"{tmp}/stamps",
                 "PYTHONHASHSEED": "0",
             }
-            servers = {
-                name: stack.enter_context(serve(kind, Path(tmp), RR_BARE="1", **base))
-                for name in names[:2]
-            }
-            for rate in RATES:
-                wrapped = serve(kind, Path(tmp), RR_RATE=rate, RR_MODE="auto", **base)
-                servers[f"rate {rate}"] = stack.enter_context(wrapped)
-            cores = _cores()
-            for server in servers.values():
-                if cores is not None:
-                    for proc in _processes(server):
-                        proc.cpu_affinity(sorted(cores[1]))
-                wrk(server, 1)  # warm up: imports, first connections, the due cache
             for i in range(rounds):
-                # The order rotates, so that no side always runs first or on a warmer machine.
+                # The order rotates, so that no side always runs first or on a warmer machine;
+                # and every round has new processes, because one process can run a percent or
+                # two faster than another of the same code for as long as it lives (where its
+                # memory happened to land).
                 for name in names[i % len(names) :] + names[: i % len(names)]:
-                    rate, cpu = wrk(servers[name], seconds)
+                    with serve(kind, Path(tmp), **base, **variants[name]) as server:
+                        cores = _cores()
+                        if cores is not None:
+                            for proc in _processes(server):
+                                proc.cpu_affinity(sorted(cores[1]))
+                        wrk(server, 1)  # warm up: first connections, the due cache
+                        rate, cpu = wrk(server, seconds)
                     rates[name].append(rate)
                     cpus[name].append(cpu)
         print(f"{kind:9} bare       {_spread(rates['bare'])} req/s  {_spread(cpus['bare'])} us")
