@@ -107,10 +107,12 @@ def overhead(seconds: int, rounds: int) -> None:
           " on servers started afresh each round; req/s and server CPU us per request, medians"
           " (ranges); ratios to the bare server of the same round, medians (ranges). 'bare"
           " again' is a second bare server: how far its ratio is from 1 is what the bench"
-          " cannot resolve")  # fmt: skip
+          " cannot resolve; 'do-nothing' wraps the app in a middleware that only calls it, the"
+          " least any middleware costs")  # fmt: skip
     variants = {
         "bare": {"RR_BARE": "1"},
         "bare again": {"RR_BARE": "1"},
+        "do-nothing": {"RR_BARE": "noop"},
         **{f"rate {rate}": {"RR_RATE": rate, "RR_MODE": "auto"} for rate in RATES},
     }
     names = list(variants)

@@ -6,7 +6,9 @@ the same site the test describes:
     RR_DB          job database URL                       RR_MODE   sync | async | js | auto
     RR_STAMPS      file the ``stamp`` job appends to       RR_RATE   run_rate (default 1)
     RR_SELF_URL    self_url option (default none)          RR_CONC   max_concurrent_runs
-    RR_SECRET      secret option                           RR_BARE   1: the app unwrapped
+    RR_SECRET      secret option                           RR_BARE   1: the app unwrapped;
+                                                                     noop: in a do-nothing
+                                                                     middleware instead
     RR_TTR         the ``stamp`` job's ttr (default 300)   RR_MAX_TIME  max_time (default 20)
 
 Pages: ``/page`` (HTML with Content-Length), ``/dispatch?n=&seconds=`` (dispatches ``stamp`` jobs
@@ -166,6 +168,8 @@ def make_asgi() -> Any:
     )
     if os.environ.get("RR_BARE") == "1":
         return app
+    if os.environ.get("RR_BARE") == "noop":
+        return _PassThroughASGI(app)
     return ASGIMiddleware(app, queue, **_options())
 
 
@@ -198,6 +202,8 @@ def make_wsgi() -> Any:
 
     if os.environ.get("RR_BARE") == "1":
         return app
+    if os.environ.get("RR_BARE") == "noop":
+        return _PassThroughWSGI(app)
     return WSGIMiddleware(app, queue, **_options())
 
 
@@ -207,6 +213,26 @@ def _generated(start_response: Any) -> Iterable[bytes]:
     start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
     yield PAGE[:40]
     yield PAGE[40:]
+
+
+class _PassThroughASGI:
+    """The least an ASGI middleware can be: what any wrapping costs, for the benchmark."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+class _PassThroughWSGI:
+    """The least a WSGI middleware can be."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
 
 
 def asgi_app() -> Any:
