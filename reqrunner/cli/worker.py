@@ -134,7 +134,13 @@ class Worker:
             after_slow_job or now - self._restart_checked >= RESTART_CHECK_EVERY
         ):
             self._restart_checked = now
-            self._restarting = self.queue.get_meta(RESTART_KEY) != self._restart_mark
+            try:
+                mark = self.queue.get_meta(RESTART_KEY)
+            except StoreError:
+                # The database is away (a restart, a failover): the loop's run meets the same
+                # error and waits for it; a restart asked for meanwhile is seen once it is back.
+                return False
+            self._restarting = mark != self._restart_mark
         return self._restarting
 
     def _should_stop(self) -> bool:
@@ -183,7 +189,6 @@ class Worker:
 
     def _loop(self) -> str:
         ran = 0
-        healthy = False
         while True:
             if self._signal is not None:
                 return f"received {signal.Signals(self._signal).name}"
@@ -208,17 +213,16 @@ class Worker:
                     via="cli-work",
                 )
                 ran += report.ran
-                healthy = True
                 if report.stopped_by in ("max_jobs", "max_time", "max_memory"):
                     return f"{report.stopped_by} reached"
                 if report.stopped_by == "stopped":
                     continue  # the top of the loop says why
                 due_in = self.queue.next_due_in(self.queues)
             except StoreError as exc:
-                if not healthy:
-                    raise  # never worked: a wrong URL or a database down is the user's to fix
-                # A database restart or failover must not kill a long-lived worker: wait, retry.
-                log.warning("job database unavailable, retrying in %.0fs: %s", self.sleep, exc)
+                # The database answered when the worker started (work() read the restart mark:
+                # a wrong URL ended it there), so this is a restart or a failover, which must
+                # not kill a long-lived worker, even in the middle of its first run: wait, retry.
+                log.warning("job database unavailable, retrying in %gs: %s", self.sleep, exc)
                 due_in = None
                 self._close_listener()
             # A job due now that this run did not get was taken by another worker, or is locked
