@@ -1,20 +1,31 @@
 """What the middleware costs a site, and what each mode costs a triggering page view.
 
-1. Overhead: requests/s of the same HTML page, bare and wrapped (``run_rate`` 0.01 and 1,
-   nothing due, ``mode="auto"``), on uvicorn and gunicorn (sync worker), one process each,
-   loaded with ``wrk`` (Debian's package) for a few seconds, and the server's CPU time per
-   request over the same runs (which another process's load hardly moves). The servers take
-   turns round by round, the order rotated, so that the noise of a shared machine falls on
-   all; medians and their ratios to bare.
+1. Overhead: the same HTML page bare and wrapped (``run_rate`` 0.01 and 1, nothing due,
+   ``mode="auto"``) on uvicorn and gunicorn (sync worker), loaded with ``wrk`` (Debian's
+   package), which is pinned to one core and the servers to the other. Three ways, from the
+   coarsest to the finest:
+
+   - ``overhead``: a server of each kind, started afresh every round, the order rotated;
+     requests/s and the server's CPU time per request, and each round's ratio to its bare
+     server. A second bare server ("bare again") shows what the bench cannot resolve, and a
+     do-nothing middleware what any wrapping costs.
+   - ``one-server``: one process serves every variant on a path of its own, loaded in turn
+     (what tells two processes apart is gone).
+   - ``interleaved``: the same process, every request the next path in turn (a wrk script),
+     and the time each path's app call took, timed inside the server: what the middleware adds
+     in microseconds, under a real server's load and caches, with the machine's noise falling
+     on every path alike. For uvicorn this time includes what a request awaits, which once a
+     second is the due query's thread hop: the first two ways are the check of it.
+
    The same comparison in-process (the app called directly, no server, no socket) gives the
-   middleware's own cost per request without the server's noise.
+   middleware's own cost per request with everything hot in the CPU's caches.
 2. Modes (the figures behind ``auto``): on uvicorn, gunicorn (sync) and waitress, in ``sync``
    and ``async`` mode, a page view that dispatches a no-op job and triggers its run: the page's
    time to last byte next to the same page with nothing due, and how long after the visitor's
    last byte the job started. Medians of repeated page views.
 
     python bench/middleware.py [--seconds 5] [--rounds 3] [--views 15]
-                               [--only overhead|inprocess|modes]
+                               [--only overhead|one-server|interleaved|inprocess|modes]
 """
 
 from __future__ import annotations
@@ -42,11 +53,12 @@ import reqrunner  # noqa: E402
 from reqrunner.web.asgi import ASGIMiddleware  # noqa: E402
 from reqrunner.web.wsgi import WSGIMiddleware  # noqa: E402
 from tests.middleware.servers import Server, serve, ttlb  # noqa: E402
-from tests.middleware.sites import read_stamps  # noqa: E402
+from tests.middleware.sites import SIDE_BY_SIDE, read_stamps  # noqa: E402
 
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _COUNT = re.compile(r"(\d+) requests in")
 RATES = ("0.01", "1")
+KINDS = ("uvicorn", "gunicorn")
 """The run rates the overhead is measured at, both with nothing due."""
 
 
@@ -71,8 +83,10 @@ def _cores() -> tuple[set[int], set[int]] | None:
     return ({cores[0]}, {cores[-1]}) if len(cores) > 1 else None
 
 
-def wrk(server: Server, seconds: int) -> tuple[float, float]:
-    """Load ``/page`` with ``wrk`` for ``seconds``: requests per second, and the server's CPU
+def wrk(
+    server: Server, seconds: int, path: str = "/page", *, script: Path | None = None
+) -> tuple[float, float]:
+    """Load ``path`` with ``wrk`` for ``seconds``: requests per second, and the server's CPU
     microseconds per request.
 
     One wrk thread and 4 connections: one thread saturates a single Python process, and a
@@ -82,7 +96,14 @@ def wrk(server: Server, seconds: int) -> tuple[float, float]:
     cores = _cores()
     before = server_cpu(server)
     out = subprocess.run(
-        ["wrk", "-t1", "-c4", f"-d{seconds}s", f"{server.url}/page"],
+        [
+            "wrk",
+            "-t1",
+            "-c4",
+            f"-d{seconds}s",
+            *(["-s", str(script)] if script else []),
+            f"{server.url}{path}",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -141,13 +162,105 @@ def overhead(seconds: int, rounds: int) -> None:
                         rate, cpu = wrk(server, seconds)
                     rates[name].append(rate)
                     cpus[name].append(cpu)
-        print(f"{kind:9} bare       {_spread(rates['bare'])} req/s  {_spread(cpus['bare'])} us")
+        _ratios(kind, names, rates, cpus)
+
+
+def one_server(seconds: int, rounds: int) -> None:
+    print(f"\n== overhead in one server: the same page bare, bare again, in a do-nothing"
+          f" middleware and in reqrunner's (run_rate 0.01 and 1, nothing due), each on a path of"
+          f" its own, loaded in turn, {rounds} rounds of {seconds:g} s, the order rotated; ratios"
+          f" to the bare path of the same round, medians (ranges)")  # fmt: skip
+    names = [path.removeprefix("/p/") for path in SIDE_BY_SIDE]
+    for kind in ("uvicorn", "gunicorn"):
+        rates: dict[str, list[float]] = {name: [] for name in names}
+        cpus: dict[str, list[float]] = {name: [] for name in names}
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {
+                "RR_DB": f"sqlite:///{tmp}/jobs.sqlite3",
+                "RR_STAMPS": f"{tmp}/stamps",
+                "RR_MODE": "auto",
+                "RR_BARE": "paths",
+            }
+            with serve(kind, Path(tmp), **env) as server:
+                cores = _cores()
+                if cores is not None:
+                    for proc in _processes(server):
+                        proc.cpu_affinity(sorted(cores[1]))
+                for name in names:
+                    wrk(server, 1, f"/p/{name}")  # warm up: first connections, the due cache
+                for i in range(rounds):
+                    for name in names[i % len(names) :] + names[: i % len(names)]:
+                        rate, cpu = wrk(server, seconds, f"/p/{name}")
+                        rates[name].append(rate)
+                        cpus[name].append(cpu)
+        _ratios(kind, names, rates, cpus)
+
+
+_ROUND_ROBIN = """
+paths = {%s}
+n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n %% #paths) + 1])
+end
+"""
+
+
+def interleaved(seconds: int, rounds: int) -> None:
+    print(f"\n== overhead interleaved: one server, every request the next path of those above in"
+          f" turn (wrk's script), {rounds} rounds of {seconds:g} s; the time each path's app call"
+          f" took, timed inside the server, what it adds to the bare path's, and the ratio that"
+          f" gives against the server's CPU per request, medians (ranges)")  # fmt: skip
+    names = list(SIDE_BY_SIDE)
+    for kind in KINDS:
+        added: dict[str, list[float]] = {name: [] for name in names}
+        ratios: dict[str, list[float]] = {name: [] for name in names}
+        whole: list[float] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "round-robin.lua"
+            script.write_text(_ROUND_ROBIN % ", ".join(f'"{name}"' for name in names))
+            env = {
+                "RR_DB": f"sqlite:///{tmp}/jobs.sqlite3",
+                "RR_STAMPS": f"{tmp}/stamps",
+                "RR_MODE": "auto",
+                "RR_BARE": "paths",
+            }
+            with serve(kind, Path(tmp), **env) as server, httpx.Client() as client:
+                cores = _cores()
+                if cores is not None:
+                    for proc in _processes(server):
+                        proc.cpu_affinity(sorted(cores[1]))
+                wrk(server, 1, script=script)  # warm up: first connections, the due cache
+                for _ in range(rounds):
+                    client.get(f"{server.url}/p-spent")  # zero the tallies
+                    _, cpu = wrk(server, seconds, script=script)
+                    spent = client.get(f"{server.url}/p-spent").json()
+                    means = {name: spent[name][1] / max(spent[name][0], 1) / 1e3 for name in names}
+                    bare = means[names[0]]
+                    # The server's CPU per request of the bare path: the mixed load's, less
+                    # what the others added on average.
+                    base = cpu - statistics.mean(means.values()) + bare
+                    whole.append(base)
+                    for name in names:
+                        added[name].append(means[name] - bare)
+                        ratios[name].append(base / (base + means[name] - bare))
+        print(f"{kind:9} {names[0]:16} server CPU {_spread(whole, 1)} us per request")
         for name in names[1:]:
-            by_rate = [w / b for w, b in zip(rates[name], rates["bare"], strict=True)]
-            by_cpu = [b / w for w, b in zip(cpus[name], cpus["bare"], strict=True)]
-            print(f"{kind:9} {name:10} {_spread(rates[name])} req/s  {_spread(cpus[name])} us"
-                  f"   ratio {_spread(by_rate, 3)} by req/s,"
-                  f" {_spread(by_cpu, 3)} by CPU")  # fmt: skip
+            print(f"{kind:9} {name:16} adds {_spread(added[name], 2)} us"
+                  f"   ratio {_spread(ratios[name], 4)}")  # fmt: skip
+
+
+def _ratios(
+    kind: str, names: list[str], rates: dict[str, list[float]], cpus: dict[str, list[float]]
+) -> None:
+    bare = names[0]
+    print(f"{kind:9} {bare:12} {_spread(rates[bare])} req/s  {_spread(cpus[bare])} us")
+    for name in names[1:]:
+        by_rate = [w / b for w, b in zip(rates[name], rates[bare], strict=True)]
+        by_cpu = [b / w for w, b in zip(cpus[name], cpus[bare], strict=True)]
+        print(f"{kind:9} {name:12} {_spread(rates[name])} req/s  {_spread(cpus[name])} us"
+              f"   ratio {_spread(by_rate, 3)} by req/s,"
+              f" {_spread(by_cpu, 3)} by CPU")  # fmt: skip
 
 
 PAGE = b"<!doctype html><html><body><p>hello</p></body></html>"
@@ -268,12 +381,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--views", type=int, default=15)
-    parser.add_argument("--only", choices=["overhead", "inprocess", "modes"])
+    parser.add_argument(
+        "--only", choices=["overhead", "one-server", "interleaved", "inprocess", "modes"]
+    )
     args = parser.parse_args()
+    wrk_needed = (None, "overhead", "one-server", "interleaved")
+    if args.only in wrk_needed and shutil.which("wrk") is None:
+        sys.exit("the overhead benchmark needs wrk: apt-get install wrk")
     if args.only in (None, "overhead"):
-        if shutil.which("wrk") is None:
-            sys.exit("the overhead benchmark needs wrk: apt-get install wrk")
         overhead(args.seconds, args.rounds)
+    if args.only in (None, "one-server"):
+        one_server(args.seconds, args.rounds)
+    if args.only in (None, "interleaved"):
+        interleaved(args.seconds, args.rounds)
     if args.only in (None, "inprocess"):
         inprocess(20_000, max(args.rounds, 5))
     if args.only in (None, "modes"):

@@ -8,7 +8,8 @@ the same site the test describes:
     RR_SELF_URL    self_url option (default none)          RR_CONC   max_concurrent_runs
     RR_SECRET      secret option                           RR_BARE   1: the app unwrapped;
                                                                      noop: in a do-nothing
-                                                                     middleware instead
+                                                                     middleware instead;
+                                                                     paths: side by side
     RR_TTR         the ``stamp`` job's ttr (default 300)   RR_MAX_TIME  max_time (default 20)
 
 Pages: ``/page`` (HTML with Content-Length), ``/dispatch?n=&seconds=`` (dispatches ``stamp`` jobs
@@ -17,7 +18,8 @@ and answers HTML; on WSGI from a generator without Content-Length, the hard case
 or ``leased``), on ASGI also ``/adefer`` (an ``async def`` view using ``adispatch``),
 ``/adispatch`` (the same without ``after_response``) and ``/blocking-dispatch`` (an ``async def``
 view calling the blocking ``dispatch``, for comparison),
-``/json``, ``/health``.
+``/json``, ``/health``. With ``RR_BARE=paths`` one process serves the page in every way the
+benchmark compares, one path each (:data:`SIDE_BY_SIDE`).
 """
 
 from __future__ import annotations
@@ -156,6 +158,8 @@ def make_asgi() -> Any:
 
     app = Starlette(
         routes=[
+            # First, so that every side-by-side path costs the router the same.
+            Route("/p/{variant}", page),
             Route("/page", page),
             Route("/dispatch", dispatch),
             Route("/defer", defer),
@@ -170,6 +174,8 @@ def make_asgi() -> Any:
         return app
     if os.environ.get("RR_BARE") == "noop":
         return _PassThroughASGI(app)
+    if os.environ.get("RR_BARE") == "paths":
+        return _side_by_side_asgi(app, queue)
     return ASGIMiddleware(app, queue, **_options())
 
 
@@ -204,6 +210,8 @@ def make_wsgi() -> Any:
         return app
     if os.environ.get("RR_BARE") == "noop":
         return _PassThroughWSGI(app)
+    if os.environ.get("RR_BARE") == "paths":
+        return _side_by_side_wsgi(app, queue)
     return WSGIMiddleware(app, queue, **_options())
 
 
@@ -233,6 +241,91 @@ class _PassThroughWSGI:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+
+SIDE_BY_SIDE = {
+    "/p/bare": None,
+    "/p/bare-again": None,
+    "/p/do-nothing": "noop",
+    "/p/rate-0.01": 0.01,
+    "/p/rate-1": 1.0,
+}
+"""The paths of ``RR_BARE=paths``: how each wraps the page (None: not at all; "noop": in a
+do-nothing middleware; a number: in reqrunner's at that run_rate). One process serving them all
+takes away what tells two processes apart (where their memory landed), which can be more than
+the middleware costs."""
+
+
+def _side_by_side(app: Any, queue: reqrunner.JobQueue, middleware: Any, do_nothing: Any) -> Any:
+    apps: dict[str, Any] = {}
+    for path, how in SIDE_BY_SIDE.items():
+        if how is None:
+            apps[path] = app
+        elif how == "noop":
+            apps[path] = do_nothing(app)
+        else:
+            apps[path] = middleware(app, queue, **{**_options(), "run_rate": how})
+    return apps
+
+
+class _Spent:
+    """Requests and nanoseconds each side-by-side path's app call took, shown and reset by
+    ``/p-spent`` (JSON: path -> [requests, ns])."""
+
+    def __init__(self) -> None:
+        self.tally: dict[str, list[int]] = {path: [0, 0] for path in SIDE_BY_SIDE}
+
+    def add(self, path: str, ns: int) -> None:
+        tally = self.tally[path]
+        tally[0] += 1
+        tally[1] += ns
+
+    def take(self) -> dict[str, list[int]]:
+        taken, self.tally = self.tally, {path: [0, 0] for path in SIDE_BY_SIDE}
+        return taken
+
+
+def _side_by_side_asgi(app: Any, queue: reqrunner.JobQueue) -> Any:
+    paths = _side_by_side(app, queue, ASGIMiddleware, _PassThroughASGI)
+    spent = _Spent()
+
+    async def side_by_side(scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path")
+        target = paths.get(path)
+        if target is None:
+            if path == "/p-spent":
+                await JSONResponse(spent.take())(scope, receive, send)
+                return
+            await app(scope, receive, send)
+            return
+        # Nothing in these calls waits: the page's sends go to the transport's buffer, so
+        # the time in the call is the time it ran.
+        start = time.perf_counter_ns()
+        await target(scope, receive, send)
+        spent.add(path, time.perf_counter_ns() - start)
+
+    return side_by_side
+
+
+def _side_by_side_wsgi(app: Any, queue: reqrunner.JobQueue) -> Any:
+    paths = _side_by_side(app, queue, WSGIMiddleware, _PassThroughWSGI)
+    spent = _Spent()
+
+    def side_by_side(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO")
+        target = paths.get(path)
+        if target is None:
+            if path == "/p-spent":
+                body = json.dumps(spent.take()).encode()
+                start_response("200 OK", [("Content-Type", "application/json")])
+                return [body]
+            return app(environ, start_response)  # type: ignore[no-any-return]
+        start = time.perf_counter_ns()
+        result = target(environ, start_response)
+        spent.add(path, time.perf_counter_ns() - start)
+        return result  # type: ignore[no-any-return]
+
+    return side_by_side
 
 
 def asgi_app() -> Any:
