@@ -63,9 +63,10 @@ class ASGIMiddleware(Middleware[ASGIApp]):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        core = self.core
         # A substring test first: one C call rules out almost every path.
-        if self._own_path in scope["path"]:
-            sub = self.core.own_subpath(scope["path"], scope.get("root_path", ""))
+        if core.path in scope["path"]:
+            sub = core.own_subpath(scope["path"], scope.get("root_path", ""))
             if sub is not None:
                 await self._route(scope, receive, send, sub)
                 return
@@ -76,21 +77,21 @@ class ASGIMiddleware(Middleware[ASGIApp]):
         try:
             # The common case: the die did not pass, and the app gets the server's own
             # receive and send (a C call and a comparison, no Python frame).
-            if self._die() >= self._run_rate:
+            if core.policy.die() >= core.policy.run_rate:
                 await self.app(scope, receive, send)
                 exchange = None
             else:
-                exchange = _Exchange(self.core, scope, send)
+                exchange = _Exchange(core, scope, send)
                 await self.app(scope, receive, exchange.send)
         finally:
             CURRENT.reset(token)
         if exchange is None:
             if deferred:
-                await anyio.to_thread.run_sync(self.core.finish, deferred, PASS, None)
+                await anyio.to_thread.run_sync(core.finish, deferred, PASS, None)
             return
         plan = exchange.plan if exchange.complete and exchange.origin else PASS
         if deferred or plan.action == "run_after":
-            await anyio.to_thread.run_sync(self.core.finish, deferred, plan, exchange.origin)
+            await anyio.to_thread.run_sync(core.finish, deferred, plan, exchange.origin)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, sub: str) -> None:
         body = b""

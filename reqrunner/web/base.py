@@ -169,12 +169,6 @@ class Middleware(Generic[App]):
             admin=admin,
         )
         self.core = MiddlewareCore(queue, options)
-        # What the adapters read on every request, kept on the middleware itself: one object
-        # touched per request, where reading them through the core and its policy touched
-        # three, and on a busy server each is likely out of the CPU's cache by the next one.
-        self._own_path = options.path
-        self._die = self.core.policy.die
-        self._run_rate = options.run_rate
 
     def tick_url(self, base_url: str) -> str:
         """The signed URL that makes this site run a bounded batch of due jobs when fetched:

@@ -87,10 +87,11 @@ class WSGIMiddleware(Middleware[WSGIApp]):
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        core = self.core
         path = environ.get("PATH_INFO", "")
         # A substring test first: one C call rules out almost every path.
-        if self._own_path in path:
-            sub = self.core.own_subpath(path)
+        if core.path in path:
+            sub = core.own_subpath(path)
             if sub is not None:
                 return self._route(environ, start_response, sub)
         # Whatever the die says, the after_response jobs the app dispatches while it is called
@@ -100,11 +101,11 @@ class WSGIMiddleware(Middleware[WSGIApp]):
         try:
             # The common case: the die did not pass, and the app gets the server's own
             # start_response (a C call and a comparison, no Python frame).
-            if self._die() >= self._run_rate:
+            if core.policy.die() >= core.policy.run_rate:
                 result = self.app(environ, start_response)
                 exchange = None
             else:
-                exchange = _Exchange(self.core, environ, start_response, deferred)
+                exchange = _Exchange(core, environ, start_response, deferred)
                 result = self.app(environ, exchange.start_response)
         finally:
             CURRENT.reset(token)
@@ -113,9 +114,7 @@ class WSGIMiddleware(Middleware[WSGIApp]):
             return exchange
         if deferred:
             return _Closing(
-                result,
-                lambda: self.core.finish(deferred, PASS, None),
-                _wait_at_exit(self.core, environ),
+                result, lambda: core.finish(deferred, PASS, None), _wait_at_exit(core, environ)
             )
         return result
 
