@@ -83,6 +83,14 @@ def _cores() -> tuple[set[int], set[int]] | None:
     return ({cores[0]}, {cores[-1]}) if len(cores) > 1 else None
 
 
+def _pin(server: Server) -> None:
+    """Keep the server's processes on the core :func:`_cores` gives the servers."""
+    cores = _cores()
+    if cores is not None:
+        for proc in _processes(server):
+            proc.cpu_affinity(sorted(cores[1]))
+
+
 def wrk(
     server: Server, seconds: int, path: str = "/page", *, script: Path | None = None
 ) -> tuple[float, float]:
@@ -154,10 +162,7 @@ def overhead(seconds: int, rounds: int) -> None:
                 # memory happened to land).
                 for name in names[i % len(names) :] + names[: i % len(names)]:
                     with serve(kind, Path(tmp), **base, **variants[name]) as server:
-                        cores = _cores()
-                        if cores is not None:
-                            for proc in _processes(server):
-                                proc.cpu_affinity(sorted(cores[1]))
+                        _pin(server)
                         wrk(server, 1)  # warm up: first connections, the due cache
                         rate, cpu = wrk(server, seconds)
                     rates[name].append(rate)
@@ -182,10 +187,7 @@ def one_server(seconds: int, rounds: int) -> None:
                 "RR_BARE": "paths",
             }
             with serve(kind, Path(tmp), **env) as server:
-                cores = _cores()
-                if cores is not None:
-                    for proc in _processes(server):
-                        proc.cpu_affinity(sorted(cores[1]))
+                _pin(server)
                 for name in names:
                     wrk(server, 1, f"/p/{name}")  # warm up: first connections, the due cache
                 for i in range(rounds):
@@ -226,10 +228,7 @@ def interleaved(seconds: int, rounds: int) -> None:
                 "RR_BARE": "paths",
             }
             with serve(kind, Path(tmp), **env) as server, httpx.Client() as client:
-                cores = _cores()
-                if cores is not None:
-                    for proc in _processes(server):
-                        proc.cpu_affinity(sorted(cores[1]))
+                _pin(server)
                 wrk(server, 1, script=script)  # warm up: first connections, the due cache
                 for _ in range(rounds):
                     client.get(f"{server.url}/p-spent")  # zero the tallies

@@ -2,19 +2,16 @@
 
 The worker reaches PostgreSQL through a loopback TCP relay that the test cuts: every open
 connection is dropped and new ones are refused, as when the server restarts or fails over;
-then the relay comes back on the same port. Jobs dispatched while it was away (straight to the
+then the relay is restored. Jobs dispatched while it was away (straight to the
 server) must run once it is back, by the same worker process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import sqlalchemy as sa
 
 import reqrunner
 from tests.conftest import drop_tables
+from tests.reliability.relay import Relay
 
 SITE = """
 import os
@@ -35,65 +33,6 @@ def note(i: int) -> None:
     with open(os.environ["AWAY_LOG"], "a") as log:
         log.write(f"{i}\\n")
 """
-
-
-class Relay:
-    """Forwards connections on a loopback port to ``target``; :meth:`cut` drops them all."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._open: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        """Stop listening and drop every connection through the relay."""
-        if self._listener is not None:
-            # shutdown() first: close() alone does not wake the thread blocked in accept(),
-            # which would go on taking connections.
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            sockets, self._open = self._open, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # cut
-            server = socket.create_connection(self.target)
-            with self._lock:
-                self._open += [client, server]
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
 
 
 def _ran(log: Path) -> list[int]:
@@ -113,7 +52,6 @@ def test_a_worker_outlives_its_database_going_away(postgresql_url: str, tmp_path
     queue = reqrunner.JobQueue(postgresql_url)
     queue.stats()  # the tables exist before the worker starts
     relay = Relay((direct.host or "127.0.0.1", direct.port or 5432))
-    relay.start()
     through_relay = direct.set(port=relay.port).render_as_string(hide_password=False)
 
     (tmp_path / "away_site.py").write_text(SITE)
@@ -143,7 +81,7 @@ def test_a_worker_outlives_its_database_going_away(postgresql_url: str, tmp_path
         assert worker.poll() is None, output.read_text()
         assert _ran(log) == [0, 1, 2]
 
-        relay.start()
+        relay.restore()
         expected = list(range(6))
         assert _wait_for(log, expected, 30) == expected, output.read_text()
         assert worker.poll() is None, output.read_text()
@@ -155,7 +93,7 @@ def test_a_worker_outlives_its_database_going_away(postgresql_url: str, tmp_path
         except subprocess.TimeoutExpired:
             worker.kill()
             pytest.fail("the worker did not stop on SIGTERM:\n" + output.read_text())
-        relay.cut()
+        relay.close()
         queue.close()
     assert worker.returncode == 0, output.read_text()
     assert "job database unavailable" in output.read_text()
