@@ -4,13 +4,12 @@ was a third of an idle worker's memory."""
 
 from __future__ import annotations
 
-import ast
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import reqrunner
+from tests.cli.probe import probe
 from tests.conftest import drop_tables
 
 SITE = """
@@ -52,13 +51,5 @@ def test_an_idle_postgres_worker_loads_no_sqlalchemy(postgresql_url: str, tmp_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith("REQRUNNER_")}
     env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
     env.update(REQRUNNER_DATABASE_URL=postgresql_url)
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, "--app", "idle_site:queue", "work", "--sleep", "0.2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert ast.literal_eval(done.stdout.strip().splitlines()[-1]) == [False, [0]]
+    found = probe(PROBE, ["--app", "idle_site:queue", "work", "--sleep", "0.2"], env)
+    assert found == [False, [0]]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.probe import probe
 
 SITE = """
 import reqrunner
@@ -48,14 +49,6 @@ def test_running_jobs_from_the_console_script_imports_no_web_stack(
     marker = tmp_path / "touched"
     dispatch = f"import cron_site; cron_site.touch.dispatch({str(marker)!r})"
     subprocess.run([sys.executable, "-c", dispatch], env=env, check=True, timeout=60)
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, "--app", "cron_site:queue", *verb],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    loaded = probe(PROBE, ["--app", "cron_site:queue", *verb], env)
     assert marker.exists()  # the job ran
-    assert ast.literal_eval(done.stdout.strip().splitlines()[-1]) == []
+    assert loaded == []
