@@ -31,6 +31,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -39,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +148,7 @@ def overhead(seconds: int, rounds: int) -> None:
         **{f"rate {rate}": {"RR_RATE": rate, "RR_MODE": "auto"} for rate in RATES},
     }
     names = list(variants)
-    for kind in ("uvicorn", "gunicorn"):
-        rates: dict[str, list[float]] = {name: [] for name in names}
-        cpus: dict[str, list[float]] = {name: [] for name in names}
+    for kind in KINDS:
         with tempfile.TemporaryDirectory() as tmp:
             # One hash seed for all: dicts laid out alike in every server process.
             base = {
@@ -155,19 +156,39 @@ def overhead(seconds: int, rounds: int) -> None:
                 "RR_STAMPS": f"{tmp}/stamps",
                 "PYTHONHASHSEED": "0",
             }
-            for i in range(rounds):
-                # The order rotates, so that no side always runs first or on a warmer machine;
-                # and every round has new processes, because one process can run a percent or
-                # two faster than another of the same code for as long as it lives (where its
-                # memory happened to land).
-                for name in names[i % len(names) :] + names[: i % len(names)]:
-                    with serve(kind, Path(tmp), **base, **variants[name]) as server:
-                        _pin(server)
-                        wrk(server, 1)  # warm up: first connections, the due cache
-                        rate, cpu = wrk(server, seconds)
-                    rates[name].append(rate)
-                    cpus[name].append(cpu)
+            starts = {
+                name: partial(serve, kind, Path(tmp), **base, **variants[name]) for name in names
+            }
+            rates, cpus = _rotated(names, rounds, partial(_fresh, starts, seconds))
         _ratios(kind, names, rates, cpus)
+
+
+def _fresh(
+    starts: dict[str, Callable[[], contextlib.AbstractContextManager[Server]]],
+    seconds: int,
+    name: str,
+) -> tuple[float, float]:
+    # A new process every round, because one process can run a percent or two faster than
+    # another of the same code for as long as it lives (where its memory happened to land).
+    with starts[name]() as server:
+        _pin(server)
+        wrk(server, 1)  # warm up: first connections, the due cache
+        return wrk(server, seconds)
+
+
+def _rotated(
+    names: list[str], rounds: int, measure: Callable[[str], tuple[float, float]]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``measure(name)`` of every name, round after round, in an order that rotates so that no
+    side always runs first or on a warmer machine: requests/s and CPU per request, by name."""
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    cpus: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(rounds):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            rate, cpu = measure(name)
+            rates[name].append(rate)
+            cpus[name].append(cpu)
+    return rates, cpus
 
 
 def one_server(seconds: int, rounds: int) -> None:
@@ -176,9 +197,7 @@ def one_server(seconds: int, rounds: int) -> None:
           f" its own, loaded in turn, {rounds} rounds of {seconds:g} s, the order rotated; ratios"
           f" to the bare path of the same round, medians (ranges)")  # fmt: skip
     names = [path.removeprefix("/p/") for path in SIDE_BY_SIDE]
-    for kind in ("uvicorn", "gunicorn"):
-        rates: dict[str, list[float]] = {name: [] for name in names}
-        cpus: dict[str, list[float]] = {name: [] for name in names}
+    for kind in KINDS:
         with tempfile.TemporaryDirectory() as tmp:
             env = {
                 "RR_DB": f"sqlite:///{tmp}/jobs.sqlite3",
@@ -190,11 +209,9 @@ def one_server(seconds: int, rounds: int) -> None:
                 _pin(server)
                 for name in names:
                     wrk(server, 1, f"/p/{name}")  # warm up: first connections, the due cache
-                for i in range(rounds):
-                    for name in names[i % len(names) :] + names[: i % len(names)]:
-                        rate, cpu = wrk(server, seconds, f"/p/{name}")
-                        rates[name].append(rate)
-                        cpus[name].append(cpu)
+                rates, cpus = _rotated(
+                    names, rounds, lambda name: wrk(server, seconds, f"/p/{name}")
+                )
         _ratios(kind, names, rates, cpus)
 
 
