@@ -1,26 +1,38 @@
 """Jobs a request dispatched with ``after_response=True``, run by its process once the
 response is out.
 
-The middleware opens a :class:`Deferred` for each request it serves and makes it current
-(:data:`CURRENT`, a context variable) while the app handles the request; a dispatch with
-``after_response`` stores its job as usual and adds the id here. Context variables follow the
-request into the worker threads that run sync views (Starlette and anyio copy the context into
-them) and into the tasks an async view starts, and they are the same list object there, so an
-id added in a thread is seen by the middleware. Outside a request nothing is current and such a
-dispatch is an ordinary one. The jobs are in the queue from the moment they are dispatched: if
-the run after the response fails or never happens, a later run takes them like any other job.
+A dispatch with ``after_response`` stores its job as usual and adds the pair (queue, id) to a
+list that the middleware takes once the response is complete. Which list depends on how the
+request is served, because the middleware pays for finding it on every request, and most
+requests dispatch nothing:
+
+- **ASGI.** Requests share one thread, so the middleware makes a list for each request and puts
+  it in :data:`CURRENT`, a context variable. That follows the request into the worker threads
+  that run sync views (Starlette and anyio copy the context into them) and into the tasks an
+  async view starts.
+- **WSGI.** A thread serves one request at a time, so nothing is set per request: a dispatch
+  with no list current adds to its thread's entry of :data:`PENDING`, and the middleware looks
+  there only when that dict is not empty, which for almost every request is one truth test.
+  Jobs dispatched while a response's body is being produced run after the thread's next one.
+
+Outside a request such a dispatch is an ordinary one. The jobs are in the queue from the moment
+they are dispatched: if the run after the response fails or never happens, a later run takes
+them like any other job.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Protocol
 
 from .models import Limits, RunReport
 
-__all__ = ["CURRENT", "Deferred", "DeferredRunner", "add", "current"]
+__all__ = [
+    "CURRENT", "MAX_PENDING", "PENDING", "Deferred", "DeferredRunner", "add", "ordinary", "take",
+]  # fmt: skip
 
 log = logging.getLogger("reqrunner")
 
@@ -37,19 +49,27 @@ class DeferredRunner(Protocol):
     ) -> RunReport: ...
 
 
-class Deferred(list[tuple[DeferredRunner, int]]):
-    """The jobs one request dispatched to run after its response, in dispatch order: pairs of
-    the queue that stored a job and the job's id.
+Pair = tuple[DeferredRunner, int]
 
-    A list, because one is made for every request the middleware serves, and most stay empty:
-    making one and asking whether it is empty are then C calls, with no Python frame.
-    """
+CURRENT: ContextVar[list[Pair] | None] = ContextVar("reqrunner_deferred", default=None)
+"""The list of the ASGI request being served, set by the middleware before it calls the app.
+It is not reset: each request runs in a context of its own, which ends with it."""
+
+PENDING: dict[int, list[Pair]] = {}
+"""Jobs dispatched with no :data:`CURRENT` list, by thread (``threading.get_ident()``), until
+the thread's WSGI middleware takes them at the end of a response."""
+
+MAX_PENDING = 10_000
+"""At most this many jobs wait in a thread's :data:`PENDING` entry. A thread that serves no
+request (a worker, a script) never has its entry taken: what comes past the bound is an
+ordinary dispatch, so such a thread holds a bounded list and nothing more."""
+
+
+class Deferred(list[Pair]):
+    """The jobs one response is followed by, in dispatch order: pairs of the queue that stored
+    a job and the job's id."""
 
     __slots__ = ()
-
-    def add(self, queue: DeferredRunner, ids: Sequence[int]) -> None:
-        """Remember jobs ``queue`` stored, to run after the response."""
-        self.extend((queue, job_id) for job_id in ids)
 
     def run(
         self, limits: Limits | None = None, should_stop: Callable[[], bool] | None = None
@@ -74,19 +94,25 @@ class Deferred(list[tuple[DeferredRunner, int]]):
         return ran
 
 
-CURRENT: ContextVar[Deferred | None] = ContextVar("reqrunner_deferred", default=None)
-"""The :class:`Deferred` of the request being served. The middleware sets it before it calls
-the app and resets it with the token once the app has answered; nothing is current outside a
-request it serves."""
-
-
-def current() -> Deferred | None:
-    """The request's :class:`Deferred`, or None outside a request the middleware serves."""
-    return CURRENT.get()
-
-
 def add(queue: DeferredRunner, ids: Sequence[int]) -> None:
-    """Run these jobs after the current response, if there is one (else nothing to do)."""
-    deferred = CURRENT.get()
-    if deferred is not None:
-        deferred.add(queue, ids)
+    """Run these jobs after the current response (see the module's description)."""
+    jobs = CURRENT.get()
+    if jobs is None:
+        jobs = PENDING.setdefault(threading.get_ident(), [])
+        room = MAX_PENDING - len(jobs)
+        if room <= 0:
+            return
+        ids = ids[:room]
+    jobs.extend((queue, job_id) for job_id in ids)
+
+
+def take() -> Deferred | None:
+    """The jobs the calling thread dispatched since it last took them, or None."""
+    jobs = PENDING.pop(threading.get_ident(), None)
+    return Deferred(jobs) if jobs else None
+
+
+def ordinary() -> None:
+    """Make the calling context's ``after_response`` dispatches ordinary ones: for the work a
+    process does after a response, whose own such dispatches no response follows."""
+    CURRENT.set([])

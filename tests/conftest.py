@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import reqrunner
+from reqrunner import deferred
 from reqrunner.store.database import resolve_engine
 from reqrunner.store.schema import metadata
 
@@ -25,6 +26,14 @@ SERVERS = {
     "mysql": "REQRUNNER_TEST_MYSQL_URL",
 }
 TABLES = (*(table.name for table in metadata.sorted_tables), "executions")
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_after_response_jobs() -> Iterator[None]:
+    # A test's thread is every test's thread: what one test dispatched with after_response
+    # outside a request must not be run after another test's response.
+    yield
+    deferred.PENDING.clear()
 
 
 def _server_database(kind: str) -> Iterator[str]:

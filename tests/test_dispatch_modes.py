@@ -52,7 +52,7 @@ def test_a_request_collects_its_after_response_jobs(q: reqrunner.JobQueue) -> No
         more = q.using("record", after_response=True).dispatch_many([["b"], ["c"]])
     finally:
         deferred.CURRENT.reset(token)
-    assert deferred.current() is None
+    assert deferred.CURRENT.get() is None
     assert len(collected) == 3
     assert q.count_jobs() == 4  # all stored at once
     assert collected.run() == 3

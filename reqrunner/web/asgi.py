@@ -16,7 +16,7 @@ import anyio.to_thread
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..deferred import CURRENT, Deferred
+from ..deferred import CURRENT, Deferred, Pair
 from .background import call_safely
 from .base import Middleware
 from .core import MAX_ROUTE_BODY, PASS, MiddlewareCore, Origin, Plan, logger
@@ -72,26 +72,20 @@ class ASGIMiddleware(Middleware[ASGIApp]):
                 return
         # Whatever the die says, the request's after_response jobs are collected while the
         # app answers, and run once it has (the last body message is out when it returns).
-        deferred = Deferred()
-        token = CURRENT.set(deferred)
-        try:
-            # The common case: the die did not pass, and the app gets the server's own
-            # receive and send (a C call and a comparison, no Python frame).
-            if core.policy.die() >= core.policy.run_rate:
-                await self.app(scope, receive, send)
-                exchange = None
-            else:
-                exchange = _Exchange(core, scope, send)
-                await self.app(scope, receive, exchange.send)
-        finally:
-            CURRENT.reset(token)
-        if exchange is None:
-            if deferred:
-                await anyio.to_thread.run_sync(core.finish, deferred, PASS, None)
+        jobs: list[Pair] = []
+        CURRENT.set(jobs)
+        # The common case: the die did not pass, and the app gets the server's own receive
+        # and send (a C call and a comparison, no Python frame).
+        if core.policy.die() >= core.policy.run_rate:
+            await self.app(scope, receive, send)
+            if jobs:
+                await anyio.to_thread.run_sync(core.finish, Deferred(jobs), PASS, None)
             return
+        exchange = _Exchange(core, scope, send)
+        await self.app(scope, receive, exchange.send)
         plan = exchange.plan if exchange.complete and exchange.origin else PASS
-        if deferred or plan.action == "run_after":
-            await anyio.to_thread.run_sync(core.finish, deferred, plan, exchange.origin)
+        if jobs or plan.action == "run_after":
+            await anyio.to_thread.run_sync(core.finish, Deferred(jobs), plan, exchange.origin)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, sub: str) -> None:
         body = b""

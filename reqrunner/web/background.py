@@ -15,6 +15,8 @@ import time
 import weakref
 from collections.abc import Callable
 
+from ..deferred import ordinary
+
 __all__ = ["SHUTDOWN_GRACE", "call_safely", "run_in_background", "stopping"]
 
 logger = logging.getLogger("reqrunner")
@@ -35,7 +37,11 @@ def stopping() -> bool:
 
 
 def call_safely(work: Callable[[], None]) -> None:
-    """Run after-response ``work`` (blocking); what it raises is logged, never raised."""
+    """Run after-response ``work`` (blocking); what it raises is logged, never raised.
+
+    Its jobs' own ``after_response`` dispatches are ordinary ones: no response follows them.
+    """
+    ordinary()
     try:
         work()
     except Exception:

@@ -277,7 +277,7 @@ class MiddlewareCore:
         except Exception:
             logger.exception("reqrunner's after-response run failed")
 
-    def finish(self, deferred: Deferred, plan: Plan, origin: Origin | None) -> None:
+    def finish(self, deferred: Deferred | None, plan: Plan, origin: Origin | None) -> None:
         """Everything after a complete response (blocking, never raises): first the jobs the
         request dispatched with ``after_response`` (in dispatch order, without the run lease:
         they are this request's own work, and each is still claimed, so no one else runs it

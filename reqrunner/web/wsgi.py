@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from ..deferred import CURRENT, Deferred
+from ..deferred import PENDING, take
 from .background import run_in_background
 from .base import Middleware
 from .core import MAX_ROUTE_BODY, PASS, MiddlewareCore, Origin, Plan, logger
@@ -72,6 +72,16 @@ def _wait_at_exit(core: MiddlewareCore, environ: dict[str, Any]) -> float | None
     return core.lease_ttl if environ.get("wsgi.run_once") else None
 
 
+def _followed(
+    core: MiddlewareCore, environ: dict[str, Any], result: Iterable[bytes]
+) -> Iterable[bytes]:
+    # The response, followed by the after_response jobs this thread dispatched, if any.
+    jobs = take()
+    if jobs is None:
+        return result
+    return _Closing(result, lambda: core.finish(jobs, PASS, None), _wait_at_exit(core, environ))
+
+
 def _close(iterable: Iterable[bytes]) -> None:
     close = getattr(iterable, "close", None)
     if close is not None:
@@ -94,29 +104,18 @@ class WSGIMiddleware(Middleware[WSGIApp]):
             sub = core.own_subpath(path)
             if sub is not None:
                 return self._route(environ, start_response, sub)
-        # Whatever the die says, the after_response jobs the app dispatches while it is called
-        # are collected, and handed to a thread from close() with the rest.
-        deferred = Deferred()
-        token = CURRENT.set(deferred)
-        try:
-            # The common case: the die did not pass, and the app gets the server's own
-            # start_response (a C call and a comparison, no Python frame).
-            if core.policy.die() >= core.policy.run_rate:
-                result = self.app(environ, start_response)
-                exchange = None
-            else:
-                exchange = _Exchange(core, environ, start_response, deferred)
-                result = self.app(environ, exchange.start_response)
-        finally:
-            CURRENT.reset(token)
-        if exchange is not None and (exchange.plan is None or exchange.plan.action != "pass"):
+        # The common case: the die did not pass, and the app gets the server's own
+        # start_response (a C call and a comparison, no Python frame). Whatever the die says,
+        # the after_response jobs the app dispatched are handed to a thread from close().
+        if core.policy.die() >= core.policy.run_rate:
+            result = self.app(environ, start_response)
+            return _followed(core, environ, result) if PENDING else result
+        exchange = _Exchange(core, environ, start_response)
+        result = self.app(environ, exchange.start_response)
+        if exchange.plan is None or exchange.plan.action != "pass":
             exchange.result = result
             return exchange
-        if deferred:
-            return _Closing(
-                result, lambda: core.finish(deferred, PASS, None), _wait_at_exit(core, environ)
-            )
-        return result
+        return _followed(core, environ, result) if PENDING else result
 
     def _route(
         self, environ: dict[str, Any], start_response: StartResponse, sub: str
@@ -176,7 +175,7 @@ class _Exchange:
 
     __slots__ = (
         "_complete", "_core", "_environ", "_headers", "_held", "_held_size", "_holding",
-        "_start_response", "_status", "deferred", "plan", "result",
+        "_start_response", "_status", "plan", "result",
     )  # fmt: skip
 
     def __init__(
@@ -184,7 +183,6 @@ class _Exchange:
         core: MiddlewareCore,
         environ: dict[str, Any],
         start_response: StartResponse,
-        deferred: Deferred,
     ) -> None:
         self._core, self._environ = core, environ
         self._start_response = start_response
@@ -197,8 +195,6 @@ class _Exchange:
         self._held: list[bytes] = []
         self._held_size = 0
         self._complete = False
-        self.deferred = deferred
-        """The request's after_response jobs, run from :meth:`close` before the plan's run."""
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -267,8 +263,11 @@ class _Exchange:
             # Only after a response that went out whole: an app that raised mid-body is
             # having a bad moment, and a run would only add to it.
             plan = self.plan if self._complete and self.plan is not None else PASS
-            if self.deferred or plan.action == "run_after":
-                core, deferred, origin = self._core, self.deferred, _origin(self._environ)
+            # The request's after_response jobs, those its body's making dispatched included,
+            # run before the plan's run.
+            deferred = take()
+            if deferred or plan.action == "run_after":
+                core, origin = self._core, _origin(self._environ)
                 run_in_background(
                     lambda: core.finish(deferred, plan, origin),
                     wait_at_exit=_wait_at_exit(core, self._environ),

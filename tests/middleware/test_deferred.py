@@ -3,12 +3,14 @@ is complete, whatever ``run_rate`` says, before the run a triggering page starts
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
 import reqrunner
+from reqrunner import deferred
 from reqrunner.web.asgi import ASGIMiddleware
 from reqrunner.web.wsgi import WSGIMiddleware
 
@@ -92,12 +94,94 @@ def test_the_deferred_jobs_come_before_the_pages_run(
     assert jobs_queue.get(earlier) is None
 
 
-def test_outside_a_request_it_is_an_ordinary_dispatch(jobs_queue: reqrunner.JobQueue) -> None:
+def test_outside_a_request_it_is_an_ordinary_dispatch(
+    jobs_queue: reqrunner.JobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site = Site(jobs_queue)
+    monkeypatch.setattr(deferred, "MAX_PENDING", 2)
     site.handle("/defer")
     assert site.ran == []
     assert jobs_queue.count_jobs() == 3
+    # The thread keeps what it dispatched for a response it might serve, within the bound.
+    assert len(deferred.PENDING[threading.get_ident()]) == 2
     assert jobs_queue.run().succeeded == 3
+
+
+def test_a_wsgi_thread_runs_only_its_own_jobs(jobs_queue: reqrunner.JobQueue) -> None:
+    # Two requests at once on two threads: the one that answers first must not take the
+    # other's jobs, which that view may not be done with.
+    site = Site(jobs_queue)
+    dispatched, finish = threading.Event(), threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/slow":
+            site.record.using(after_response=True).dispatch("slow")
+            dispatched.set()
+            finish.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    wrapped = WSGIMiddleware(app, jobs_queue, run_rate=0.0)
+    slow = threading.Thread(target=Driver("wsgi").serve(wrapped).request, args=("GET", "/slow"))
+    slow.start()
+    assert dispatched.wait(10)
+    Driver("wsgi").serve(wrapped).request("GET", "/fast")  # returns once its runs are done
+    assert site.ran == []
+    finish.set()
+    slow.join(10)
+    assert [key for key, _ in site.ran] == ["slow"]
+
+
+def test_jobs_dispatched_while_the_body_is_made_follow_the_threads_next_response(
+    jobs_queue: reqrunner.JobQueue,
+) -> None:
+    site = Site(jobs_queue)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/stream":
+            yield b"first "
+            site.record.using(after_response=True).dispatch("streamed")
+        yield b"ok"
+
+    driver = Driver("wsgi").serve(WSGIMiddleware(app, jobs_queue, run_rate=0.0))
+    driver.request("GET", "/stream")
+    assert jobs_queue.count_jobs() == 1
+    driver.request("GET", "/next")
+    assert [key for key, _ in site.ran] == ["streamed"]
+
+
+def test_what_a_job_run_after_a_response_dispatches_is_ordinary(
+    driver: Driver, jobs_queue: reqrunner.JobQueue
+) -> None:
+    ran: list[str] = []
+
+    @jobs_queue.job(name="chain")
+    def chain(step: int) -> None:
+        ran.append(f"chain {step}")
+        if step == 0:
+            chain.using(after_response=True).dispatch(1)
+
+    def handle(path: str) -> None:
+        if path == "/chain":
+            chain.using(after_response=True).dispatch(0)
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        handle(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        handle(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    middleware = ASGIMiddleware if driver.protocol == "asgi" else WSGIMiddleware
+    driver.serve(middleware(asgi if driver.protocol == "asgi" else wsgi, jobs_queue, run_rate=0.0))
+    driver.request("GET", "/chain")
+    assert ran == ["chain 0"]
+    assert jobs_queue.count_jobs() == 1  # step 1 waits for a run, like any dispatch
+    assert deferred.PENDING == {}
 
 
 def test_a_view_that_raises_leaves_its_jobs_queued(jobs_queue: reqrunner.JobQueue) -> None:
