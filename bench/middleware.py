@@ -227,12 +227,15 @@ end
 
 def interleaved(seconds: int, rounds: int) -> None:
     print(f"\n== overhead interleaved: one server, every request the next path of those above in"
-          f" turn (wrk's script), {rounds} rounds of {seconds:g} s; the time each path's app call"
-          f" took, timed inside the server, what it adds to the bare path's, and the ratio that"
-          f" gives against the server's CPU per request, medians (ranges)")  # fmt: skip
+          f" turn (wrk's script), {rounds} rounds of {seconds:g} s; the time each path took until"
+          f" its response was out, timed inside the server, what it adds to the bare path's, and"
+          f" the ratio that gives against the server's CPU per request; then what the whole app"
+          f" call adds (on uvicorn, with what it awaits after the response); medians"
+          f" (ranges)")  # fmt: skip
     names = list(SIDE_BY_SIDE)
     for kind in KINDS:
         added: dict[str, list[float]] = {name: [] for name in names}
+        called: dict[str, list[float]] = {name: [] for name in names}
         ratios: dict[str, list[float]] = {name: [] for name in names}
         whole: list[float] = []
         with tempfile.TemporaryDirectory() as tmp:
@@ -251,19 +254,27 @@ def interleaved(seconds: int, rounds: int) -> None:
                     client.get(f"{server.url}/p-spent")  # zero the tallies
                     _, cpu = wrk(server, seconds, script=script)
                     spent = client.get(f"{server.url}/p-spent").json()
-                    means = {name: spent[name][1] / max(spent[name][0], 1) / 1e3 for name in names}
-                    bare = means[names[0]]
+                    out = {name: _mean_us(spent[name], 1) for name in names}
+                    call = {name: _mean_us(spent[name], 2) for name in names}
+                    bare = out[names[0]]
                     # The server's CPU per request of the bare path: the mixed load's, less
                     # what the others added on average.
-                    base = cpu - statistics.mean(means.values()) + bare
+                    base = cpu - statistics.mean(out.values()) + bare
                     whole.append(base)
                     for name in names:
-                        added[name].append(means[name] - bare)
-                        ratios[name].append(base / (base + means[name] - bare))
+                        added[name].append(out[name] - bare)
+                        called[name].append(call[name] - call[names[0]])
+                        ratios[name].append(base / (base + out[name] - bare))
         print(f"{kind:9} {names[0]:16} server CPU {_spread(whole, 1)} us per request")
         for name in names[1:]:
             print(f"{kind:9} {name:16} adds {_spread(added[name], 2)} us"
-                  f"   ratio {_spread(ratios[name], 4)}")  # fmt: skip
+                  f"   ratio {_spread(ratios[name], 4)}"
+                  f"   whole call adds {_spread(called[name], 2)} us")  # fmt: skip
+
+
+def _mean_us(tally: list[int], which: int) -> float:
+    # A path's tally from /p-spent: [requests, ns until out, ns of the call].
+    return tally[which] / max(tally[0], 1) / 1e3
 
 
 def _ratios(

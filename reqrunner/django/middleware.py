@@ -62,7 +62,8 @@ class ReqrunnerMiddleware:
             )
         options["mode"] = "sync"
         queue = get_queue(getattr(settings, "REQRUNNER_TASKS_BACKEND", "default"))
-        self.core = Middleware(None, queue, **options).core
+        self._middleware = Middleware(None, queue, **options)
+        self.core = self._middleware.core
 
     def __call__(self, request: Any) -> Any:
         response = self.get_response(request)
@@ -74,7 +75,7 @@ class ReqrunnerMiddleware:
 
     def _arrange(self, request: Any, response: Any) -> None:
         core = self.core
-        if response.streaming or not core.policy.roll():
+        if response.streaming or not self._middleware.rolled():
             return
         view = PageView(
             method=request.method,

@@ -63,10 +63,9 @@ class ASGIMiddleware(Middleware[ASGIApp]):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        core = self.core
         # A substring test first: one C call rules out almost every path.
-        if core.path in scope["path"]:
-            sub = core.own_subpath(scope["path"], scope.get("root_path", ""))
+        if self.path in scope["path"]:
+            sub = self.core.own_subpath(scope["path"], scope.get("root_path", ""))
             if sub is not None:
                 await self._route(scope, receive, send, sub)
                 return
@@ -76,11 +75,12 @@ class ASGIMiddleware(Middleware[ASGIApp]):
         CURRENT.set(jobs)
         # The common case: the die did not pass, and the app gets the server's own receive
         # and send (a C call and a comparison, no Python frame).
-        if core.policy.die() >= core.policy.run_rate:
+        if self.die() >= self.run_rate:
             await self.app(scope, receive, send)
             if jobs:
-                await anyio.to_thread.run_sync(core.finish, Deferred(jobs), PASS, None)
+                await anyio.to_thread.run_sync(self.core.finish, Deferred(jobs), PASS, None)
             return
+        core = self.core
         exchange = _Exchange(core, scope, send)
         await self.app(scope, receive, exchange.send)
         plan = exchange.plan if exchange.complete and exchange.origin else PASS

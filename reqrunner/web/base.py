@@ -8,6 +8,8 @@ nothing but the translation of their protocol.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -169,6 +171,19 @@ class Middleware(Generic[App]):
             admin=admin,
         )
         self.core = MiddlewareCore(queue, options)
+        self.path = options.path
+        """The ``path`` option: where reqrunner's own routes are mounted."""
+        self.run_rate = options.run_rate
+        """The ``run_rate`` option: a page view rolled the die when :attr:`die` is below it."""
+        self.die: Callable[[], float] = random.Random().random
+        """The die cast for every page view: a number in ``[0, 1)``, so that ``run_rate`` 0
+        never passes and 1 always does. A bound C method that takes no lock, safe from many
+        threads; replace it (``random.Random(seed).random``) for a reproducible sequence."""
+
+    def rolled(self) -> bool:
+        """Cast the die: ``True`` with probability ``run_rate``. The adapters compare
+        :attr:`die` with :attr:`run_rate` themselves, without this Python call between."""
+        return self.die() < self.run_rate
 
     def tick_url(self, base_url: str) -> str:
         """The signed URL that makes this site run a bounded batch of due jobs when fetched:

@@ -117,7 +117,7 @@ class MiddlewareCore:
         self.path = options.path
         self.lease_ttl = 2.0 * float(options.limits.max_time or 0.0)
         self.qualify: Qualify = options.qualify or default_qualify
-        self.policy = RunPolicy(queue, run_rate=options.run_rate)
+        self.policy = RunPolicy(queue)
         limits = options.limits
         # A request's own after-response jobs all run (no max_jobs), within the site's time
         # and memory bounds; what those leave unstarted stays queued.
@@ -336,7 +336,7 @@ class MiddlewareCore:
         limits = self.options.limits
         return health.Health(
             mode=self.options.mode,
-            run_rate=self.policy.run_rate,
+            run_rate=self.options.run_rate,
             max_jobs=limits.max_jobs,
             max_time=limits.max_time,
             breaker_open=self.breaker.is_open,

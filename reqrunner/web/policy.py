@@ -3,16 +3,16 @@
 Everything here is framework-neutral and cheap on the hot path. The ASGI and WSGI adapters
 describe a finished page view as a :class:`PageView` and ask :class:`RunPolicy`.
 
-The order of the questions keeps the common case free: the ``run_rate`` die is cast before
-anything else (with ``run_rate=0.01``, 99 requests in 100 stop there without touching the
-response), the qualification rule looks only at headers, and "are jobs due" is one indexed query
-whose answer is cached for about a second per process and dropped when this process dispatches.
+The order of the questions keeps the common case free: the ``run_rate`` die (the middleware's
+:attr:`~reqrunner.web.base.Middleware.die`) is cast before anything else (with
+``run_rate=0.01``, 99 requests in 100 stop there without touching the response), the
+qualification rule looks only at headers, and "are jobs due" is one indexed query whose answer
+is cached for about a second per process and dropped when this process dispatches.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -97,29 +97,22 @@ class _Queue(Protocol):
 
 
 class RunPolicy:
-    """The run-rate die and the per-process "are jobs due" cache.
+    """The per-process "are jobs due" cache.
 
-    ``rng`` is the random source (pass ``random.Random(seed)`` in tests) and ``clock`` a monotonic
-    clock. Thread-safe: WSGI servers ask from many threads, ASGI from worker threads.
+    ``clock`` is a monotonic clock. Thread-safe: WSGI servers ask from many threads, ASGI from
+    worker threads.
     """
 
     def __init__(
         self,
         queue: _Queue,
         *,
-        run_rate: float,
-        rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         cache_seconds: float = DUE_CACHE_SECONDS,
     ) -> None:
         self._queue = queue
         self.quiet = Throttle()
         """Its repeated database warnings, said once a minute."""
-        self.run_rate = run_rate
-        self.die: Callable[[], float] = (rng or random.Random()).random
-        """The die: a number in ``[0, 1)``; a page view rolled it when the number is below
-        ``run_rate`` (:meth:`roll`). A bound C method, so that the adapters, which cast it on
-        every request, compare its number themselves without a Python call between."""
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -128,15 +121,6 @@ class RunPolicy:
         hot path reads it whole without the lock."""
         self._generation = 0
         queue.on_dispatch(self.invalidate)
-
-    def roll(self) -> bool:
-        """Cast the die: ``True`` with probability ``run_rate``.
-
-        Asked on every page view, so it takes no lock: ``random()`` of :class:`random.Random`
-        is one C call, safe from many threads. It is in ``[0, 1)``: ``run_rate`` 0 never
-        passes, 1 always does.
-        """
-        return self.die() < self.run_rate
 
     def cached_due(self) -> bool | None:
         """The cached answer to "are jobs due", or ``None`` when it must be asked again.

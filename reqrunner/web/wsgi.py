@@ -97,17 +97,16 @@ class WSGIMiddleware(Middleware[WSGIApp]):
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        core = self.core
-        path = environ.get("PATH_INFO", "")
         # A substring test first: one C call rules out almost every path.
-        if core.path in path:
-            sub = core.own_subpath(path)
+        if self.path in environ.get("PATH_INFO", ""):
+            sub = self.core.own_subpath(environ["PATH_INFO"])
             if sub is not None:
                 return self._route(environ, start_response, sub)
+        core = self.core
         # The common case: the die did not pass, and the app gets the server's own
         # start_response (a C call and a comparison, no Python frame). Whatever the die says,
         # the after_response jobs the app dispatched are handed to a thread from close().
-        if core.policy.die() >= core.policy.run_rate:
+        if self.die() >= self.run_rate:
             result = self.app(environ, start_response)
             return _followed(core, environ, result) if PENDING else result
         exchange = _Exchange(core, environ, start_response)

@@ -39,6 +39,7 @@ from starlette.routing import Route
 
 import reqrunner
 from reqrunner.web.asgi import ASGIMiddleware
+from reqrunner.web.policy import RunPolicy
 from reqrunner.web.wsgi import WSGIMiddleware
 
 PAGE = b"<!doctype html><html><head><title>t</title></head><body><p>hello</p></body></html>"
@@ -258,6 +259,7 @@ the middleware costs."""
 
 def _side_by_side(app: Any, queue: reqrunner.JobQueue, middleware: Any, do_nothing: Any) -> Any:
     apps: dict[str, Any] = {}
+    due = RunPolicy(queue)
     for path, how in SIDE_BY_SIDE.items():
         if how is None:
             apps[path] = app
@@ -265,23 +267,27 @@ def _side_by_side(app: Any, queue: reqrunner.JobQueue, middleware: Any, do_nothi
             apps[path] = do_nothing(app)
         else:
             apps[path] = middleware(app, queue, **{**_options(), "run_rate": how})
+            # One site, one "are jobs due" cache: its refresh, once a second, is spread over
+            # every wrapped page view of the process, not over one path's share of them.
+            apps[path].core.policy = due
     return apps
 
 
 class _Spent:
-    """Requests and nanoseconds each side-by-side path's app call took, shown and reset by
-    ``/p-spent`` (JSON: path -> [requests, ns])."""
+    """Requests and nanoseconds each side-by-side path took, shown and reset by ``/p-spent``
+    (JSON: path -> [requests, ns until the response was out, ns of the whole app call])."""
 
     def __init__(self) -> None:
-        self.tally: dict[str, list[int]] = {path: [0, 0] for path in SIDE_BY_SIDE}
+        self.tally: dict[str, list[int]] = {path: [0, 0, 0] for path in SIDE_BY_SIDE}
 
-    def add(self, path: str, ns: int) -> None:
+    def add(self, path: str, out: int, whole: int) -> None:
         tally = self.tally[path]
         tally[0] += 1
-        tally[1] += ns
+        tally[1] += out
+        tally[2] += whole
 
     def take(self) -> dict[str, list[int]]:
-        taken, self.tally = self.tally, {path: [0, 0] for path in SIDE_BY_SIDE}
+        taken, self.tally = self.tally, {path: [0, 0, 0] for path in SIDE_BY_SIDE}
         return taken
 
 
@@ -298,11 +304,22 @@ def _side_by_side_asgi(app: Any, queue: reqrunner.JobQueue) -> Any:
                 return
             await app(scope, receive, send)
             return
-        # Nothing in these calls waits: the page's sends go to the transport's buffer, so
-        # the time in the call is the time it ran.
+        # Until the response is out nothing waits (the sends go to the transport's buffer),
+        # so that time is the time the request ran. What the call awaits after it, once a
+        # second the due check's hop to a worker thread, is wall time: the loop serves other
+        # requests meanwhile.
+        out = 0
+
+        async def sending(message: Any) -> None:
+            nonlocal out
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                out = time.perf_counter_ns()
+
         start = time.perf_counter_ns()
-        await target(scope, receive, send)
-        spent.add(path, time.perf_counter_ns() - start)
+        await target(scope, receive, sending)
+        end = time.perf_counter_ns()
+        spent.add(path, (out or end) - start, end - start)
 
     return side_by_side
 
@@ -320,9 +337,10 @@ def _side_by_side_wsgi(app: Any, queue: reqrunner.JobQueue) -> Any:
                 start_response("200 OK", [("Content-Type", "application/json")])
                 return [body]
             return app(environ, start_response)  # type: ignore[no-any-return]
+        # The middleware's work on a page that does not trigger is all in this call.
         start = time.perf_counter_ns()
         result = target(environ, start_response)
-        spent.add(path, time.perf_counter_ns() - start)
+        spent.add(path, *[time.perf_counter_ns() - start] * 2)
         return result  # type: ignore[no-any-return]
 
     return side_by_side

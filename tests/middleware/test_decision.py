@@ -110,7 +110,7 @@ def test_rate_half_follows_the_seeded_random_source(
 ) -> None:
     driver.wrap(jobs_queue, mode="sync", run_rate=0.5)
     assert driver.middleware is not None
-    driver.middleware.core.policy = RunPolicy(jobs_queue, run_rate=0.5, rng=random.Random(42))
+    driver.middleware.die = random.Random(42).random
     reference = random.Random(42)
     expected = [reference.random() < 0.5 for _ in range(24)]
     observed = []
@@ -161,7 +161,7 @@ def test_due_cache_expires_after_about_a_second() -> None:
         def on_dispatch(self, callback: object) -> None:
             pass
 
-    policy = RunPolicy(FakeQueue(), run_rate=1.0, clock=lambda: now[0])
+    policy = RunPolicy(FakeQueue(), clock=lambda: now[0])
     assert policy.cached_due() is None
     assert policy.jobs_due() is False
     now[0] += 0.9
@@ -230,7 +230,7 @@ def test_a_dispatch_during_the_due_query_is_not_hidden_by_its_answer() -> None:
             pass
 
     queue = RacingQueue()
-    policy = RunPolicy(queue, run_rate=1.0)
+    policy = RunPolicy(queue)
     assert policy.jobs_due() is True
     assert policy.cached_due() is None  # the racing answer was not cached
     assert policy.jobs_due() is False

@@ -45,7 +45,7 @@ def _wrap(driver: Driver, queue: reqrunner.JobQueue) -> Driver:
     driver.wrap(queue, mode="sync", run_rate=1.0)
     core = driver.middleware.core  # type: ignore[union-attr]
     # No due cache: every page view asks, so that the queries it makes can be counted.
-    core.policy = RunPolicy(queue, run_rate=1.0, cache_seconds=0.0)
+    core.policy = RunPolicy(queue, cache_seconds=0.0)
     return driver
 
 
