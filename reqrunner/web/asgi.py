@@ -144,7 +144,7 @@ class _Exchange:
         kind = message["type"]
         if kind == "http.response.start":
             # With nothing due (the cached answer) every plan is "pass": the page is not read.
-            if not self._core.nothing_due():
+            if not self._core.policy.nothing_due():
                 try:
                     message = await self._start(message)
                 except Exception:

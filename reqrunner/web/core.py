@@ -202,14 +202,6 @@ class MiddlewareCore:
             logger.exception("reqrunner's qualify callable raised; not triggering a run")
             return False
 
-    def nothing_due(self) -> bool:
-        """Whether this process's cached answer says no job is due (no lock, no query).
-
-        Then :meth:`decide` answers :data:`PASS` for every page view, whatever the rule, the
-        mode or the response, so an adapter asks this first and skips describing the page.
-        """
-        return self.policy.cached_due() is False
-
     def decide(self, view: PageView, server: ServerKind, origin: Origin) -> Plan:
         """What the adapter does with the response of a page view that rolled the die.
 

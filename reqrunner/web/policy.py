@@ -134,6 +134,21 @@ class RunPolicy:
             return None
         return answer[0]
 
+    def nothing_due(self) -> bool:
+        """Whether the cached answer says no job is due (no lock, no query): ``cached_due() is
+        False`` in one call, as the adapters ask it of every page view that rolled the die.
+
+        Then :meth:`~reqrunner.web.core.MiddlewareCore.decide` answers ``PASS`` whatever the
+        rule, the mode or the response, so an adapter asks this first and skips describing the
+        page.
+        """
+        answer = self._answer
+        return (
+            answer is not None
+            and answer[0] is False
+            and self._clock() - answer[1] < self._cache_seconds
+        )
+
     def jobs_due(self) -> bool:
         """Whether jobs are due, from the cache or from one query (blocking: not on a loop).
 

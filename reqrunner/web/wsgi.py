@@ -205,7 +205,7 @@ class _Exchange:
             return self._start_response(status, headers, exc_info)
         try:
             # With nothing due (the cached answer) every plan is "pass": the page is not read.
-            self.plan = PASS if self._core.nothing_due() else self._decide(status, headers)
+            self.plan = PASS if self._core.policy.nothing_due() else self._decide(status, headers)
         except Exception:
             logger.exception("reqrunner failed while inspecting a response; passing it on")
             self.plan = PASS

@@ -163,12 +163,16 @@ def test_due_cache_expires_after_about_a_second() -> None:
 
     policy = RunPolicy(FakeQueue(), clock=lambda: now[0])
     assert policy.cached_due() is None
+    assert not policy.nothing_due()  # not known is not "nothing due"
     assert policy.jobs_due() is False
     now[0] += 0.9
     assert policy.cached_due() is False
+    assert policy.nothing_due()
     now[0] += 0.2
     assert policy.cached_due() is None
+    assert not policy.nothing_due()
     assert policy.jobs_due() is True
+    assert not policy.nothing_due()
 
 
 def test_database_down_serves_the_page(
