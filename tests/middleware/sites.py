@@ -116,6 +116,9 @@ def _defer(queue: reqrunner.JobQueue, query: dict[str, list[str]]) -> None:
     name, calls = _calls(query)
     for key, seconds in calls:
         queue.using(name, after_response=True).dispatch(key, seconds)
+    # The view goes on for ``hold`` seconds after its dispatches (the other requests of the
+    # process answer meanwhile).
+    time.sleep(float(query.get("hold", ["0"])[0]))
 
 
 def make_asgi() -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -110,6 +111,35 @@ def test_an_async_view_with_adispatch_defers_too(tmp_path: Path) -> None:
         assert [s["key"] for s in stamps] == ["a0", "a1"]
         assert stamps[0]["start"] - received < 1.0
         assert served_by(server, stamps[0]["pid"])
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "waitress", "gthread"])
+def test_concurrent_requests_each_run_their_own_jobs_once_their_view_is_done(
+    kind: str, tmp_path: Path
+) -> None:
+    # Eight requests at once on a server that serves several together (threads, or sync views
+    # in a loop's worker threads): each view dispatches, then goes on for a time of its own
+    # while others finish. A request that ran another's job would start it before that view
+    # was done.
+    env = settings(tmp_path)
+    holds = [0.1 + 0.1 * i for i in range(8)]
+    with serve(kind, tmp_path, **env) as server, httpx.Client(timeout=30) as client:
+
+        def visit(i: int) -> float:
+            started = time.time()
+            response = client.get(f"{server.url}/defer?key=r{i}-&hold={holds[i]}")
+            assert response.status_code == 200
+            return started
+
+        with ThreadPoolExecutor(8) as pool:
+            started = list(pool.map(visit, range(8)))
+        wait_for(lambda: len(read_stamps(env["RR_STAMPS"])) >= 8, 15, "the eight jobs")
+        time.sleep(0.2)  # time for a job that would run twice
+    stamps = read_stamps(env["RR_STAMPS"])
+    assert sorted(s["key"] for s in stamps) == sorted(f"r{i}-0" for i in range(8))
+    for stamp in stamps:
+        i = int(stamp["key"][1:].split("-")[0])
+        assert stamp["start"] >= started[i] + holds[i]
 
 
 @pytest.mark.parametrize("kind", KINDS)
