@@ -10,10 +10,11 @@ requests dispatch nothing:
   it in :data:`CURRENT`, a context variable. That follows the request into the worker threads
   that run sync views (Starlette and anyio copy the context into them) and into the tasks an
   async view starts.
-- **WSGI.** A thread serves one request at a time, so nothing is set per request: a dispatch
-  with no list current adds to its thread's entry of :data:`PENDING`, and the middleware looks
-  there only when that dict is not empty, which for almost every request is one truth test.
-  Jobs dispatched while a response's body is being produced run after the thread's next one.
+- **WSGI.** A thread serves one request at a time, so nothing is set per request: in a
+  process with a WSGI middleware, a dispatch with no list current adds to its thread's entry
+  of :data:`PENDING`, and the middleware looks there only when that dict is not empty, which
+  for almost every request is one truth test. Jobs dispatched while a response's body is being
+  produced run after the thread's next one.
 
 Outside a request such a dispatch is an ordinary one. The jobs are in the queue from the moment
 they are dispatched: if the run after the response fails or never happens, a later run takes
@@ -31,7 +32,8 @@ from typing import Protocol
 from .models import Limits, RunReport
 
 __all__ = [
-    "CURRENT", "MAX_PENDING", "PENDING", "Deferred", "DeferredRunner", "add", "ordinary", "take",
+    "BY_THREAD", "CURRENT", "MAX_PENDING", "PENDING", "Deferred", "DeferredRunner", "add",
+    "keep_by_thread", "ordinary", "take",
 ]  # fmt: skip
 
 log = logging.getLogger("reqrunner")
@@ -58,6 +60,11 @@ It is not reset: each request runs in a context of its own, which ends with it."
 PENDING: dict[int, list[Pair]] = {}
 """Jobs dispatched with no :data:`CURRENT` list, by thread (``threading.get_ident()``), until
 the thread's WSGI middleware takes them at the end of a response."""
+
+BY_THREAD = False
+"""Whether jobs are kept by thread in this process: set once a :class:`~reqrunner.WSGIMiddleware`
+is built (:func:`keep_by_thread`). Elsewhere, in an ASGI site or a script, a dispatch with no
+:data:`CURRENT` list is an ordinary one and keeps nothing."""
 
 MAX_PENDING = 10_000
 """At most this many jobs wait in a thread's :data:`PENDING` entry. A thread that serves no
@@ -98,12 +105,21 @@ def add(queue: DeferredRunner, ids: Sequence[int]) -> None:
     """Run these jobs after the current response (see the module's description)."""
     jobs = CURRENT.get()
     if jobs is None:
+        if not BY_THREAD:
+            return
         jobs = PENDING.setdefault(threading.get_ident(), [])
         room = MAX_PENDING - len(jobs)
         if room <= 0:
             return
         ids = ids[:room]
     jobs.extend((queue, job_id) for job_id in ids)
+
+
+def keep_by_thread() -> None:
+    """Keep the jobs dispatched with no list current by thread, for a WSGI middleware."""
+    # One switch for the process, thrown once and never back.
+    global BY_THREAD
+    BY_THREAD = True
 
 
 def take() -> Deferred | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import urlsplit
 
+from .. import deferred
 from ..models import Limits
 from .core import MiddlewareCore
 from .http import AdminAccess
@@ -112,6 +113,10 @@ class Options:
 class Middleware(Generic[App]):
     """The base of both adapters: the options, and the core built from them."""
 
+    keeps_by_thread = False
+    """Whether this adapter finds a request's ``after_response`` jobs by thread
+    (:mod:`reqrunner.deferred`): building one makes the process keep them so."""
+
     def __init__(
         self,
         app: App,
@@ -171,6 +176,8 @@ class Middleware(Generic[App]):
             admin=admin,
         )
         self.core = MiddlewareCore(queue, options)
+        if self.keeps_by_thread:
+            deferred.keep_by_thread()
         self.path = options.path
         """The ``path`` option: where reqrunner's own routes are mounted."""
         self.run_rate = options.run_rate

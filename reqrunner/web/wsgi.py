@@ -96,6 +96,8 @@ class WSGIMiddleware(Middleware[WSGIApp]):
     the server runs one request per process (``wsgi.run_once``, CGI), where it means ``js``.
     """
 
+    keeps_by_thread = True
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # A substring test first: one C call rules out almost every path.
         if self.path in environ.get("PATH_INFO", ""):

@@ -99,12 +99,28 @@ def test_outside_a_request_it_is_an_ordinary_dispatch(
 ) -> None:
     site = Site(jobs_queue)
     monkeypatch.setattr(deferred, "MAX_PENDING", 2)
+    monkeypatch.setattr(deferred, "BY_THREAD", True)  # a process that serves WSGI
     site.handle("/defer")
     assert site.ran == []
     assert jobs_queue.count_jobs() == 3
     # The thread keeps what it dispatched for a response it might serve, within the bound.
     assert len(deferred.PENDING[threading.get_ident()]) == 2
     assert jobs_queue.run().succeeded == 3
+
+
+def test_only_a_process_with_a_wsgi_middleware_keeps_jobs_by_thread(
+    jobs_queue: reqrunner.JobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = Site(jobs_queue)
+    monkeypatch.setattr(deferred, "BY_THREAD", False)
+    ASGIMiddleware(site.app("asgi"), jobs_queue)
+    site.handle("/defer")  # say, a background task of an ASGI site
+    assert deferred.PENDING == {}
+    WSGIMiddleware(site.app("wsgi"), jobs_queue)
+    assert deferred.BY_THREAD
+    site.handle("/defer")
+    assert len(deferred.PENDING[threading.get_ident()]) == 3
+    assert jobs_queue.count_jobs() == 6
 
 
 def test_a_wsgi_thread_runs_only_its_own_jobs(jobs_queue: reqrunner.JobQueue) -> None:
