@@ -151,16 +151,17 @@ def overhead(seconds: int, rounds: int) -> None:
     for kind in KINDS:
         with tempfile.TemporaryDirectory() as tmp:
             # One hash seed for all: dicts laid out alike in every server process.
-            base = {
-                "RR_DB": f"sqlite:///{tmp}/jobs.sqlite3",
-                "RR_STAMPS": f"{tmp}/stamps",
-                "PYTHONHASHSEED": "0",
-            }
+            base = _site(tmp, PYTHONHASHSEED="0")
             starts = {
                 name: partial(serve, kind, Path(tmp), **base, **variants[name]) for name in names
             }
             rates, cpus = _rotated(names, rounds, partial(_fresh, starts, seconds))
         _ratios(kind, names, rates, cpus)
+
+
+def _site(tmp: str, **settings: str) -> dict[str, str]:
+    # The environment of a bench site (tests/middleware/sites.py) whose files are in ``tmp``.
+    return {"RR_DB": f"sqlite:///{tmp}/jobs.sqlite3", "RR_STAMPS": f"{tmp}/stamps", **settings}
 
 
 def _fresh(
@@ -199,12 +200,7 @@ def one_server(seconds: int, rounds: int) -> None:
     names = [path.removeprefix("/p/") for path in SIDE_BY_SIDE]
     for kind in KINDS:
         with tempfile.TemporaryDirectory() as tmp:
-            env = {
-                "RR_DB": f"sqlite:///{tmp}/jobs.sqlite3",
-                "RR_STAMPS": f"{tmp}/stamps",
-                "RR_MODE": "auto",
-                "RR_BARE": "paths",
-            }
+            env = _site(tmp, RR_MODE="auto", RR_BARE="paths")
             with serve(kind, Path(tmp), **env) as server:
                 _pin(server)
                 for name in names:
@@ -241,12 +237,7 @@ def interleaved(seconds: int, rounds: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "round-robin.lua"
             script.write_text(_ROUND_ROBIN % ", ".join(f'"{name}"' for name in names))
-            env = {
-                "RR_DB": f"sqlite:///{tmp}/jobs.sqlite3",
-                "RR_STAMPS": f"{tmp}/stamps",
-                "RR_MODE": "auto",
-                "RR_BARE": "paths",
-            }
+            env = _site(tmp, RR_MODE="auto", RR_BARE="paths")
             with serve(kind, Path(tmp), **env) as server, httpx.Client() as client:
                 _pin(server)
                 wrk(server, 1, script=script)  # warm up: first connections, the due cache
@@ -382,8 +373,8 @@ def modes(views: int) -> None:
         for mode in ("sync", "async"):
             with tempfile.TemporaryDirectory() as tmp:
                 stamps = Path(tmp) / "stamps"
-                env = {"RR_DB": f"sqlite:///{tmp}/jobs.sqlite3", "RR_STAMPS": str(stamps)}
-                with serve(kind, Path(tmp), RR_MODE=mode, **env) as server, httpx.Client() as c:
+                env = _site(tmp, RR_MODE=mode)
+                with serve(kind, Path(tmp), **env) as server, httpx.Client() as c:
                     quiet, loud, start_after = [], [], []
                     for i in range(views):
                         quiet.append(ttlb(c, f"{server.url}/dispatch?n=0")[0])
