@@ -83,16 +83,14 @@ class Deferred(list[Pair]):
     ) -> int:
         """Run the jobs (those still due and unclaimed) in dispatch order, one run per stretch
         of jobs on the same queue; how many ran. What fails is logged: the jobs stay queued."""
-        jobs = self[:]
-        self.clear()
         ran = 0
         start = 0
-        while start < len(jobs):
-            queue = jobs[start][0]
+        while start < len(self):
+            queue = self[start][0]
             end = start
-            while end < len(jobs) and jobs[end][0] is queue:
+            while end < len(self) and self[end][0] is queue:
                 end += 1
-            ids = list(dict.fromkeys(job_id for _, job_id in jobs[start:end]))
+            ids = list(dict.fromkeys(job_id for _, job_id in self[start:end]))
             try:
                 ran += queue.run_dispatched(ids, limits, should_stop=should_stop).ran
             except Exception:
