@@ -69,8 +69,15 @@ class Database:
         repeat because every write in it is fenced by its claim token.
 
         ``conflicts``: a unique-index violation is repeated too (a job taking its unique slot
-        back raced a dispatch of the same key; the next try sees that dispatch)."""
-        for attempt in range(1, attempts + 1):
+        back raced a dispatch of the same key; the next try sees that dispatch).
+
+        ``attempts`` bounds the tries a deadlock or a conflict gets; a connection lost on the
+        first try earns one more on a new connection whatever it is."""
+        if attempts < 1:
+            raise ValueError(f"write_retrying needs attempts >= 1, not {attempts!r}")
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with self.write() as cur:
                     return work(cur)
@@ -79,13 +86,12 @@ class Database:
                     # The connection died under us (a restarted server, a killed backend):
                     # nothing was committed, so the transaction runs again, on a new one.
                     continue
-                if attempt == attempts or not self.dialect.is_deadlock(exc.__cause__):
+                if attempt >= attempts or not self.dialect.is_deadlock(exc.__cause__):
                     raise
             except self.dialect.integrity_errors:
-                if attempt == attempts or not conflicts:
+                if attempt >= attempts or not conflicts:
                     raise
             time.sleep(random.uniform(0.001, 0.01) * attempt)
-        raise AssertionError("unreachable")
 
     def store_error(self, exc: BaseException) -> BaseException:
         """What a driver error becomes: integrity errors stay as they are, the rest a

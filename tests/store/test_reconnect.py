@@ -71,9 +71,11 @@ def test_a_terminated_backend_costs_no_dispatch_and_no_pings(
         assert pg_queue.dialect.pool.open == 1  # the dead connection was let go
 
 
+@pytest.mark.parametrize("tries", [5, 1])
 def test_a_connection_lost_inside_a_cycle_runs_it_again(
-    pg_queue: reqrunner.JobQueue, postgresql_url: str
+    pg_queue: reqrunner.JobQueue, postgresql_url: str, tries: int
 ) -> None:
+    # Even with one try for deadlocks, a lost connection gets another on a new one.
     db = pg_queue.store.db
     attempts: list[int] = []
 
@@ -86,5 +88,10 @@ def test_a_connection_lost_inside_a_cycle_runs_it_again(
         cur.execute("SELECT 42")
         return int(cur.fetchone()[0])
 
-    assert db.write_retrying(work) == 42
+    assert db.write_retrying(work, tries) == 42
     assert len(attempts) == 2 and attempts[0] != attempts[1]
+
+
+def test_write_retrying_wants_at_least_one_try(pg_queue: reqrunner.JobQueue) -> None:
+    with pytest.raises(ValueError, match="attempts >= 1"):
+        pg_queue.store.db.write_retrying(lambda cur: None, 0)
