@@ -97,7 +97,9 @@ class JobQueue(QueueManagement):
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine of the job database: the one given, else one made for the URL
-        (on SQLite when first asked for: reqrunner's own work there needs none)."""
+        (on SQLite and PostgreSQL when first asked for: reqrunner's own work there needs
+        none). An engine made for a PostgreSQL URL has a pool of its own beside the queue's,
+        so a site's transactions through it never take the queue's connections."""
         return self._db.engine
 
     @property
