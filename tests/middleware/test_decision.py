@@ -97,6 +97,26 @@ def test_a_raising_qualify_serves_the_page(
     assert "qualify callable raised" in caplog.text
 
 
+def test_a_failure_inspecting_the_response_serves_the_page(
+    driver: Driver,
+    jobs_queue: reqrunner.JobQueue,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    driver.wrap(jobs_queue, mode="sync")
+    assert driver.middleware is not None
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug in reqrunner's decision")
+
+    monkeypatch.setattr(driver.middleware.core, "decide", broken)
+    jobs_queue.dispatch("noop")
+    result = driver.request("GET", "/html")
+    assert (result.status, result.body) == (200, HTML)
+    assert waiting(jobs_queue) == 1
+    assert "failed while inspecting a response" in caplog.text
+
+
 def test_rate_zero_never_runs(driver: Driver, jobs_queue: reqrunner.JobQueue) -> None:
     driver.wrap(jobs_queue, mode="sync", run_rate=0)
     jobs_queue.dispatch("noop")
