@@ -10,7 +10,7 @@ Every database call the middleware makes goes through a worker thread too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 
 import anyio.to_thread
 from starlette.datastructures import Headers, MutableHeaders
@@ -140,16 +140,14 @@ class _Exchange:
         self.complete = False
         """Whether the last body byte of a response the plan touches has been passed on."""
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function that hands back the server's own awaitable: on a page that passes
+        # (almost every page), no coroutine of ours is made for each message.
         kind = message["type"]
         if kind == "http.response.start":
             # With nothing due (the cached answer) every plan is "pass": the page is not read.
             if not self._core.policy.nothing_due():
-                try:
-                    message = await self._start(message)
-                except Exception:
-                    logger.exception("reqrunner failed while inspecting a response; passing it on")
-                    self.plan, self._injector = PASS, None
+                return self._send_start(message)
         elif kind == "http.response.body" and self.plan.action != "pass" and not self.complete:
             more = message.get("more_body", False)
             if self._injector is not None:
@@ -158,6 +156,14 @@ class _Exchange:
                     body += self._injector.finish()
                 message = {**message, "body": body}
             self.complete = not more
+        return self._send(message)
+
+    async def _send_start(self, message: Message) -> None:
+        try:
+            message = await self._start(message)
+        except Exception:
+            logger.exception("reqrunner failed while inspecting a response; passing it on")
+            self.plan, self._injector = PASS, None
         await self._send(message)
 
     async def _start(self, message: Message) -> Message:
