@@ -9,7 +9,11 @@ overview's reads and ``api/status``'s, and the claim + finish rate of a run drai
 of no-op jobs (jobs/s). A table per database, one column per size.
 
     python bench/scaling.py [--sizes 0,100000,1000000] [--quick] [--repeat N] [--only DB]
-                            [--pg URL] [--mysql URL]
+                            [--pg URL] [--mysql URL] [--split]
+
+``--split`` asks which rows slow the claim + finish rate instead: on a new database, its empty
+rate, then with N delayed jobs alone, then with N history rows added; and on another new
+database the other way round, history first (N is the largest size).
 
 ``--quick`` uses sizes 0 and 2,000 and few repetitions (what CI runs to keep the bench alive).
 A server database is skipped when its URL is empty or it does not answer.
@@ -18,6 +22,7 @@ A server database is skipped when its URL is empty or it does not answer.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -42,6 +47,7 @@ FILL_CHUNK = 10_000
 DRAIN_JOBS = 10_000
 SETTLED = 1_000
 """The purge backlog (undo logs) and dirty pages below which MySQL counts as settled."""
+KINDS = ("delayed", "history")
 
 OPERATIONS = (
     "due check (has_due)",
@@ -68,21 +74,26 @@ def _rows(state: str, n: int, now: float) -> list[NewJob]:
     ]  # fmt: skip
 
 
-def fill(queue: reqrunner.JobQueue, n: int) -> None:
-    """Add ``n`` delayed jobs and ``n`` finished ones (half failed, half done)."""
+def fill(queue: reqrunner.JobQueue, n: int, kinds: tuple[str, ...] = KINDS) -> None:
+    """Add ``n`` delayed jobs and ``n`` finished ones (half failed, half done), or only the
+    ``kinds`` named ("delayed", "history")."""
     now = time.time()
-    for state, count in (("waiting", n), ("failed", n // 2), ("done", n - n // 2)):
+    counts = [("waiting", n)] if "delayed" in kinds else []
+    if "history" in kinds:
+        counts += [("failed", n // 2), ("done", n - n // 2)]
+    for state, count in counts:
         done = 0
         while done < count:
             step = min(FILL_CHUNK, count - done)
             queue.store.enqueue_many(_rows(state, step, now))
             done += step
-    with queue.store.db.write() as cur:
-        # History rows finish when they became available (spread over the last 30 days).
-        cur.execute(
-            f"UPDATE {JOBS} SET finished_at = available_at "
-            "WHERE state IN ('failed', 'done') AND finished_at IS NULL"
-        )
+    if "history" in kinds:
+        with queue.store.db.write() as cur:
+            # History rows finish when they became available (spread over the last 30 days).
+            cur.execute(
+                f"UPDATE {JOBS} SET finished_at = available_at "
+                "WHERE state IN ('failed', 'done') AND finished_at IS NULL"
+            )
 
 
 def analyze(queue: reqrunner.JobQueue) -> None:
@@ -136,8 +147,6 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
 def measure(queue: reqrunner.JobQueue, repeat: int) -> dict[str, float]:
     from reqrunner.web.admin.data import overview  # noqa: PLC0415 (the web side, only here)
 
-    noop = queue.jobs["bench.noop"]
-
     def admin_overview() -> None:
         overview(queue)
         queue.list_jobs(state="reserved", limit=10)
@@ -153,14 +162,20 @@ def measure(queue: reqrunner.JobQueue, repeat: int) -> dict[str, float]:
         "admin overview reads": timed(admin_overview, max(3, repeat // 4)),
         "api/status reads": timed(queue.stats, repeat),
     }
+    figures["claim + finish, jobs/s"] = drain_rate(queue, 3)
+    return figures
+
+
+def drain_rate(queue: reqrunner.JobQueue, rounds: int) -> float:
+    """The median jobs/s of ``rounds`` runs, each claiming and finishing DRAIN_JOBS no-ops."""
+    noop = queue.jobs["bench.noop"]
     rates = []
-    for _ in range(3):
+    for _ in range(rounds):
         noop.dispatch_many([{"n": i} for i in range(DRAIN_JOBS)])
         start = time.perf_counter()
         report = queue.run(max_jobs=DRAIN_JOBS, max_time=120)
         rates.append(report.ran / (time.perf_counter() - start))
-    figures["claim + finish, jobs/s"] = statistics.median(rates)
-    return figures
+    return statistics.median(rates)
 
 
 def new_queue(url: str) -> reqrunner.JobQueue:
@@ -191,7 +206,7 @@ def server_url(base: str) -> str | None:
 
 def run_database(
     label: str, url: str, sizes: list[int], repeat: int, *, settled: bool = True
-) -> dict[int, dict]:
+) -> dict[int, dict[str, float]]:
     results: dict[int, dict[str, float]] = {}
     queue = new_queue(url)
     queue.stats()  # creates the tables
@@ -210,6 +225,45 @@ def run_database(
         print(f"  {label} {n:,} rows: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     queue.close()
     return results
+
+
+def new_databases(tmp: str, base: str | None) -> Callable[[], str]:
+    """What makes a new database at each call: a new SQLite file in ``tmp`` (``base`` None),
+    else the bench's database on the server at ``base``, dropped and made again."""
+    files = itertools.count(1)
+
+    def fresh() -> str:
+        if base is None:
+            return f"sqlite:///{tmp}/split-{next(files)}.sqlite3"
+        url = server_url(base)
+        if url is None:
+            raise SystemExit(f"{base} stopped answering")
+        return url
+
+    return fresh
+
+
+def run_split(
+    label: str, fresh: Callable[[], str], n: int, rounds: int, *, settled: bool = True
+) -> str:
+    """The claim + finish rate on two new databases, each empty, then with ``n`` rows of one
+    kind, then of both: a table of the rates against each database's empty one."""
+    lines = [f"| {label}, claim + finish | jobs/s | against its empty table |", "|---|---|---|"]
+    for order in (KINDS, KINDS[::-1]):
+        queue = new_queue(fresh())
+        queue.stats()  # creates the tables
+        empty = drain_rate(queue, rounds)
+        lines.append(f"| empty | {empty:,.0f} | 1.00× |")
+        for step, kind in enumerate(order):
+            fill(queue, n, (kind,))
+            analyze(queue)
+            if settled:
+                settle(queue)
+            rate = drain_rate(queue, rounds)
+            what = f"{n:,} {kind}" if step == 0 else f"and {n:,} {kind}"
+            lines.append(f"| {what} | {rate:,.0f} | {rate / empty:.2f}× |")
+        queue.close()
+    return "\n".join(lines)
 
 
 def table(label: str, sizes: list[int], results: dict[int, dict[str, float]]) -> str:
@@ -237,11 +291,13 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["sqlite", "postgresql", "mysql"])
     parser.add_argument("--repeat", type=int, help="calls per median (default 41; 5 quick)")
+    parser.add_argument("--split", action="store_true", help="which rows slow claim + finish")
     args = parser.parse_args()
     sizes = [0, 2_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeat = args.repeat or (5 if args.quick else 41)
     print(f"# reqrunner scaling, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}\n")
+    bases: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         targets = {"sqlite": f"sqlite:///{tmp}/scaling.sqlite3"}
         for name, base in (("postgresql", args.pg), ("mysql", args.mysql)):
@@ -249,8 +305,14 @@ def main() -> None:
                 url = server_url(base)
                 if url is not None:
                     targets[name] = url
+                    bases[name] = base
         for name, url in targets.items():
             if args.only not in (None, name):
+                continue
+            if args.split:
+                fresh = new_databases(tmp, bases.get(name))
+                rounds = 1 if args.quick else 5
+                print(run_split(name, fresh, max(sizes), rounds, settled=not args.quick) + "\n")
                 continue
             # The quick mode's tables are small, and only the figures need a settled server.
             results = run_database(name, url, sizes, repeat, settled=not args.quick)
