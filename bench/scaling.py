@@ -9,11 +9,15 @@ overview's reads and ``api/status``'s, and the claim + finish rate of a run drai
 of no-op jobs (jobs/s). A table per database, one column per size.
 
     python bench/scaling.py [--sizes 0,100000,1000000] [--quick] [--repeat N] [--only DB]
-                            [--pg URL] [--mysql URL] [--split]
+                            [--pg URL] [--mysql URL] [--split | --alternate]
 
 ``--split`` asks which rows slow the claim + finish rate instead: on a new database, its empty
 rate, then with N delayed jobs alone, then with N history rows added; and on another new
 database the other way round, history first (N is the largest size).
+
+``--alternate`` measures the claim + finish ratio side by side: an empty database and one
+holding N delayed jobs and N history rows, on the same server, drained in turn (7 pairs), and
+the median of each pair's ratio (N is the largest size).
 
 ``--quick`` uses sizes 0 and 2,000 and few repetitions (what CI runs to keep the bench alive).
 A server database is skipped when its URL is empty or it does not answer.
@@ -188,20 +192,20 @@ def new_queue(url: str) -> reqrunner.JobQueue:
     return queue
 
 
-def server_url(base: str) -> str | None:
+def server_url(base: str, name: str = BENCH_DB) -> str | None:
     """A fresh database of our own on the server at ``base``; None when it does not answer."""
     import sqlalchemy as sa  # noqa: PLC0415
 
     try:
         admin = resolve_engine(base)
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-            conn.exec_driver_sql(f"CREATE DATABASE {BENCH_DB}")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
         admin.dispose()
     except sa.exc.SQLAlchemyError as exc:
         print(f"skipping {base}: {exc.__class__.__name__}", file=sys.stderr)
         return None
-    return admin.url.set(database=BENCH_DB).render_as_string(hide_password=False)
+    return admin.url.set(database=name).render_as_string(hide_password=False)
 
 
 def run_database(
@@ -225,6 +229,38 @@ def run_database(
         print(f"  {label} {n:,} rows: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     queue.close()
     return results
+
+
+def run_alternate(label: str, empty_url: str, full_url: str, n: int, pairs: int) -> str:
+    """Drain an empty database and one with ``n`` delayed and ``n`` history rows in turn,
+    ``pairs`` times: the rates and each pair's ratio, medians with their ranges."""
+    empty, full = new_queue(empty_url), new_queue(full_url)
+    empty.stats()  # creates the tables
+    fill(full, n)
+    analyze(full)
+    settle(full)
+    rates: dict[str, list[float]] = {"empty": [], "full": []}
+    for pair in range(pairs):
+        # Which goes first alternates, so that neither always drains after the other.
+        order = (("empty", empty), ("full", full))
+        for key, queue in order if pair % 2 == 0 else order[::-1]:
+            rates[key].append(drain_rate(queue, 1))
+    empty.close()
+    full.close()
+    ratios = [f / e for e, f in zip(rates["empty"], rates["full"], strict=True)]
+
+    def cell(values: list[float], spec: str) -> str:
+        return f"{statistics.median(values):{spec}} [{min(values):{spec}}–{max(values):{spec}}]"
+
+    return "\n".join(
+        [
+            f"| {label}, claim + finish, {pairs} pairs of drains in turn | median [range] |",
+            "|---|---|",
+            f"| empty table, jobs/s | {cell(rates['empty'], ',.0f')} |",
+            f"| {n:,} delayed + {n:,} history, jobs/s | {cell(rates['full'], ',.0f')} |",
+            f"| each pair's ratio | {cell(ratios, '.2f')}× |",
+        ]
+    )
 
 
 def new_databases(tmp: str, base: str | None) -> Callable[[], str]:
@@ -291,7 +327,9 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["sqlite", "postgresql", "mysql"])
     parser.add_argument("--repeat", type=int, help="calls per median (default 41; 5 quick)")
-    parser.add_argument("--split", action="store_true", help="which rows slow claim + finish")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--split", action="store_true", help="which rows slow claim + finish")
+    how.add_argument("--alternate", action="store_true", help="claim + finish side by side")
     args = parser.parse_args()
     sizes = [0, 2_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeat = args.repeat or (5 if args.quick else 41)
@@ -308,6 +346,18 @@ def main() -> None:
                     bases[name] = base
         for name, url in targets.items():
             if args.only not in (None, name):
+                continue
+            if args.alternate:
+                base = bases.get(name)
+                other = (
+                    f"sqlite:///{tmp}/empty.sqlite3"
+                    if base is None
+                    else server_url(base, f"{BENCH_DB}_empty")
+                )
+                if other is None:
+                    continue
+                pairs = 2 if args.quick else 7
+                print(run_alternate(name, other, url, max(sizes), pairs) + "\n")
                 continue
             if args.split:
                 fresh = new_databases(tmp, bases.get(name))
